@@ -1,0 +1,4 @@
+//! `kage-controller`: filled by the controller issue.
+fn main() {
+    println!("kage-controller {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: installs the real tools the interop tests use, then formatting, clippy,
+# and all tests of the workspace. Interop tests never skip: a missing tool is an error.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source scripts/tools.sh
+echo "sops: $KAGE_TEST_SOPS ($("$KAGE_TEST_SOPS" --version --check-for-updates=false 2>/dev/null | head -n1 || true))"
+echo "age: $KAGE_TEST_AGE ($(age --version))"
+echo "kubectl: $KAGE_TEST_KUBECTL"
+
+export CARGO_TERM_COLOR=never
+jobs="${CARGO_BUILD_JOBS:-2}"
+cargo fmt --all -- --check
+cargo clippy -j"$jobs" --workspace --all-targets -- -D warnings
+cargo test -j"$jobs" --workspace --all-targets
+cargo test -j"$jobs" --workspace --doc
