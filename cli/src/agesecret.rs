@@ -10,11 +10,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use kage_core::keys::{KeyRing, Recipient};
 use kage_core::sealed::{self, Binding, Scope};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::exit::{Exit, user};
-use crate::manifest::{Secret, string_map};
+use crate::manifest::Secret;
+use crate::raw::{RawDoc, strings};
 use crate::tree::Node;
 
 /// `apiVersion` of AgeSecrets.
@@ -46,18 +47,15 @@ pub struct AgeSecret {
     /// `spec.template.data`: non-secret values in clear (base64, like a Secret's data).
     pub template_data: BTreeMap<String, String>,
     /// Other fields of `spec.template`, kept as found.
-    pub template_extra: Map<String, Value>,
+    pub template_extra: BTreeMap<String, Value>,
     /// Other fields of `spec` (`suspend`, …), kept as found.
-    pub spec_extra: Map<String, Value>,
+    pub spec_extra: BTreeMap<String, Value>,
 }
 
 impl AgeSecret {
     /// Reads the sealed form from a parsed document.
-    pub fn from_value(doc: &Value) -> Result<AgeSecret> {
-        let obj = doc
-            .as_object()
-            .ok_or_else(|| user("an AgeSecret must be a mapping"))?;
-        match obj.get("apiVersion").and_then(Value::as_str) {
+    pub fn from_raw(doc: &RawDoc) -> Result<AgeSecret> {
+        match doc.api_version.as_deref() {
             Some(API_VERSION) => {}
             Some(other) => {
                 return Err(user(format!(
@@ -68,107 +66,52 @@ impl AgeSecret {
             None => return Err(user("apiVersion is missing").into()),
         }
         let mut out = AgeSecret::default();
-        if let Some(meta) = obj.get("metadata") {
-            let meta = meta
-                .as_object()
-                .ok_or_else(|| user("metadata must be a mapping"))?;
-            out.name = meta.get("name").and_then(Value::as_str).map(String::from);
-            out.namespace = meta
-                .get("namespace")
-                .and_then(Value::as_str)
-                .map(String::from);
-            out.labels = string_map(meta.get("labels"), "metadata.labels")?;
-            out.annotations = string_map(meta.get("annotations"), "metadata.annotations")?;
+        if let Some(meta) = &doc.metadata {
+            out.name.clone_from(&meta.name);
+            out.namespace.clone_from(&meta.namespace);
+            out.labels = strings(&meta.labels);
+            out.annotations = strings(&meta.annotations);
             out.annotations.remove(crate::manifest::LAST_APPLIED);
         }
-        let spec = obj
-            .get("spec")
-            .and_then(Value::as_object)
-            .ok_or_else(|| user("spec is missing"))?;
-        for (k, v) in spec {
-            match k.as_str() {
-                "scope" => {
-                    let s = v
-                        .as_str()
-                        .ok_or_else(|| user("spec.scope must be a string"))?;
-                    out.scope = s.parse().map_err(|_| {
-                        user(format!(
-                            "spec.scope {s:?} is not strict, namespace or cluster"
-                        ))
-                    })?;
-                }
-                "encryptedData" => {
-                    let m = v
-                        .as_object()
-                        .ok_or_else(|| user("spec.encryptedData must be a mapping"))?;
-                    for (key, val) in m {
-                        let s = val.as_str().ok_or_else(|| {
-                            user(format!("spec.encryptedData.{key} must be a string"))
-                        })?;
-                        if !sealed::is_sealed(s) {
-                            return Err(user(format!(
-                                "spec.encryptedData.{key} is not a sealed value (kage:v1:…)"
-                            ))
-                            .hint("plaintext must never sit in encryptedData; seal it with `kage set`")
-                            .into());
-                        }
-                        out.encrypted.insert(key.clone(), s.to_string());
-                    }
-                }
-                "template" => out.read_template(v)?,
-                "data" | "stringData" => {
-                    return Err(user(format!(
-                        "spec.{k} holds values in clear in a sealed AgeSecret"
-                    ))
-                    .hint("secret values belong in spec.encryptedData; seal them with `kage set`")
-                    .into());
-                }
-                _ => {
-                    out.spec_extra.insert(k.clone(), v.clone());
-                }
+        let spec = doc.spec.as_ref().ok_or_else(|| user("spec is missing"))?;
+        let scope = spec.scope.as_deref().ok_or_else(|| user("spec.scope is missing"))?;
+        out.scope = scope.parse().map_err(|_| {
+            user(format!(
+                "spec.scope {scope:?} is not strict, namespace or cluster"
+            ))
+        })?;
+        for (key, val) in spec.encrypted_data.iter().flatten() {
+            let s = val.as_deref().unwrap_or("");
+            if !sealed::is_sealed(s) {
+                return Err(user(format!(
+                    "spec.encryptedData.{key} is not a sealed value (kage:v1:…)"
+                ))
+                .hint("plaintext must never sit in encryptedData; seal it with `kage set`")
+                .into());
+            }
+            out.encrypted.insert(key.clone(), s.to_string());
+        }
+        for (present, k) in [(spec.data.is_some(), "data"), (spec.string_data.is_some(), "stringData")] {
+            if present {
+                return Err(user(format!(
+                    "spec.{k} holds values in clear in a sealed AgeSecret"
+                ))
+                .hint("secret values belong in spec.encryptedData; seal them with `kage set`")
+                .into());
             }
         }
-        if !spec.contains_key("scope") {
-            return Err(user("spec.scope is missing").into());
+        if let Some(t) = &spec.template {
+            out.secret_type.clone_from(&t.secret_type);
+            out.immutable = t.immutable;
+            if let Some(m) = &t.metadata {
+                out.template_labels = strings(&m.labels);
+                out.template_annotations = strings(&m.annotations);
+            }
+            out.template_data = strings(&t.data);
+            out.template_extra = t.extra.clone();
         }
+        out.spec_extra = spec.extra.clone();
         Ok(out)
-    }
-
-    fn read_template(&mut self, v: &Value) -> Result<()> {
-        let t = match v {
-            Value::Null => return Ok(()),
-            Value::Object(t) => t,
-            _ => return Err(user("spec.template must be a mapping").into()),
-        };
-        for (k, v) in t {
-            match k.as_str() {
-                "type" => {
-                    self.secret_type = Some(
-                        v.as_str()
-                            .ok_or_else(|| user("spec.template.type must be a string"))?
-                            .to_string(),
-                    )
-                }
-                "immutable" => {
-                    self.immutable = match v {
-                        Value::Bool(b) => Some(*b),
-                        Value::Null => None,
-                        _ => return Err(user("spec.template.immutable must be a boolean").into()),
-                    }
-                }
-                "metadata" => {
-                    self.template_labels =
-                        string_map(v.get("labels"), "spec.template.metadata.labels")?;
-                    self.template_annotations =
-                        string_map(v.get("annotations"), "spec.template.metadata.annotations")?;
-                }
-                "data" => self.template_data = string_map(Some(v), "spec.template.data")?,
-                _ => {
-                    self.template_extra.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The binding of `key` in this AgeSecret, from its metadata and `spec.scope`.

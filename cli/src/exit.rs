@@ -84,6 +84,15 @@ pub fn user(message: impl Into<String>) -> UserError {
     UserError::new(message)
 }
 
+/// Adds `document N` to an error when the input holds several documents.
+pub fn in_doc<T>(r: anyhow::Result<T>, index: usize, count: usize) -> anyhow::Result<T> {
+    if count > 1 {
+        anyhow::Context::with_context(r, || format!("document {}", index + 1))
+    } else {
+        r
+    }
+}
+
 /// What `main` does with an error.
 pub struct Report {
     /// Exit code.

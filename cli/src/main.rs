@@ -11,6 +11,7 @@ mod io;
 mod keysrc;
 mod manifest;
 mod progress;
+mod raw;
 mod sopsdoc;
 mod tree;
 

@@ -8,10 +8,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::exit::{Exit, UserError, user};
+use crate::raw::{RawDoc, flatten, strings};
 
 /// The annotation `kubectl apply` stores the whole previous object in (plaintext included).
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -53,44 +54,24 @@ pub enum Kind<'a> {
     AgeSecret,
     /// A document with a top-level `sops` block.
     Sops,
-    /// `kind: List` (or `SecretList`, …) with `items`.
-    List(&'a Vec<Value>),
     /// Anything else, with its kind if any.
     Other(Option<&'a str>),
 }
 
-/// What a document is.
-pub fn kind_of(doc: &Value) -> Kind<'_> {
-    if doc.get("sops").is_some_and(Value::is_object) {
+/// What a document is (lists are flattened before).
+pub fn kind_of(doc: &RawDoc) -> Kind<'_> {
+    if doc.sops.is_some() {
         return Kind::Sops;
     }
-    let kind = doc.get("kind").and_then(Value::as_str);
-    match kind {
+    match doc.kind.as_deref() {
         Some("Secret") => Kind::Secret,
         Some("AgeSecret") => Kind::AgeSecret,
-        Some(k) if k.ends_with("List") => match doc.get("items") {
-            Some(Value::Array(items)) => Kind::List(items),
-            _ => Kind::Other(Some(k)),
-        },
         other => Kind::Other(other),
     }
 }
 
-/// Flattens `kind: List` documents into their items.
-pub fn flatten(docs: Vec<Value>) -> Vec<Value> {
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in docs {
-        if let Kind::List(items) = kind_of(&doc) {
-            out.extend(flatten(items.clone()));
-        } else {
-            out.push(doc);
-        }
-    }
-    out
-}
-
 /// Reads one Secret document. `Err` for anything that is not a plaintext Secret.
-pub fn secret_from_value(doc: &Value) -> Result<Secret> {
+pub fn secret_from_raw(doc: &RawDoc) -> Result<Secret> {
     match kind_of(doc) {
         Kind::Secret => {}
         Kind::AgeSecret => {
@@ -105,7 +86,6 @@ pub fn secret_from_value(doc: &Value) -> Result<Secret> {
                 .exit(Exit::AlreadyEncrypted)
                 .into());
         }
-        Kind::List(_) => unreachable!("lists are flattened first"),
         Kind::Other(kind) => {
             return Err(user(match kind {
                 Some(k) => format!("kind {k} is not a Secret"),
@@ -115,71 +95,37 @@ pub fn secret_from_value(doc: &Value) -> Result<Secret> {
             .into());
         }
     }
-    let obj = doc.as_object().expect("a Secret is a mapping");
-    if let Some(v) = obj.get("apiVersion")
-        && v.as_str() != Some("v1")
+    if let Some(v) = &doc.api_version
+        && v != "v1"
     {
         return Err(user("apiVersion of a Secret must be v1").into());
     }
     let mut secret = Secret::default();
-    if let Some(meta) = obj.get("metadata") {
-        let meta = meta
-            .as_object()
-            .ok_or_else(|| user("metadata must be a mapping"))?;
-        secret.name = opt_string(meta, "name", "metadata.name")?;
-        secret.namespace = opt_string(meta, "namespace", "metadata.namespace")?;
-        secret.labels = string_map(meta.get("labels"), "metadata.labels")?;
-        secret.annotations = string_map(meta.get("annotations"), "metadata.annotations")?;
+    if let Some(meta) = &doc.metadata {
+        secret.name.clone_from(&meta.name);
+        secret.namespace.clone_from(&meta.namespace);
+        secret.labels = strings(&meta.labels);
+        secret.annotations = strings(&meta.annotations);
         secret.annotations.remove(LAST_APPLIED);
         // managedFields, ownerReferences, uid, resourceVersion, creationTimestamp, generation,
-        // selfLink and finalizers belong to one live object and are dropped.
+        // selfLink, finalizers and status belong to one live object and are never read.
     }
-    secret.secret_type = opt_string(obj, "type", "type")?;
-    secret.immutable = match obj.get("immutable") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => return Err(user("immutable must be true or false").into()),
-    };
-    if let Some(data) = obj.get("data").filter(|v| !v.is_null()) {
-        let data = data
-            .as_object()
-            .ok_or_else(|| user("data must be a mapping"))?;
-        for (k, v) in data {
-            let text = match v {
-                Value::String(s) => s.as_str(),
-                Value::Null => "",
-                _ => {
-                    return Err(user(format!("data.{k} must be a base64 string"))
-                        .hint("put text values under stringData")
-                        .into());
-                }
-            };
-            refuse_ciphertext(text, &format!("data.{k}"))?;
-            let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            let bytes = STANDARD.decode(clean.as_bytes()).map_err(|_| {
-                user(format!("data.{k} is not valid base64"))
-                    .hint("values under data are base64; put text values under stringData")
-            })?;
-            secret.data.insert(k.clone(), Zeroizing::new(bytes));
-        }
+    secret.secret_type.clone_from(&doc.secret_type);
+    secret.immutable = doc.immutable;
+    for (k, v) in doc.data.iter().flatten() {
+        let text = v.as_deref().unwrap_or("");
+        refuse_ciphertext(text, &format!("data.{k}"))?;
+        let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let bytes = STANDARD.decode(clean.as_bytes()).map_err(|_| {
+            user(format!("data.{k} is not valid base64"))
+                .hint("values under data are base64; put text values under stringData")
+        })?;
+        secret.data.insert(k.clone(), Zeroizing::new(bytes));
     }
-    if let Some(sd) = obj.get("stringData").filter(|v| !v.is_null()) {
-        let sd = sd
-            .as_object()
-            .ok_or_else(|| user("stringData must be a mapping"))?;
-        for (k, v) in sd {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                _ => {
-                    return Err(user(format!("stringData.{k} must be a string"))
-                        .hint("quote the value in YAML, e.g. port: \"5432\"")
-                        .into());
-                }
-            };
-            refuse_ciphertext(&text, &format!("stringData.{k}"))?;
-            secret.data.insert(k.clone(), Zeroizing::new(text.into_bytes()));
-        }
+    for (k, v) in doc.string_data.iter().flatten() {
+        let text = v.clone().unwrap_or_default();
+        refuse_ciphertext(&text, &format!("stringData.{k}"))?;
+        secret.data.insert(k.clone(), Zeroizing::new(text.into_bytes()));
     }
     Ok(secret)
 }
@@ -192,38 +138,6 @@ fn refuse_ciphertext(text: &str, path: &str) -> Result<()> {
             .into());
     }
     Ok(())
-}
-
-fn opt_string(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(user(format!("{path} must be a string")).into()),
-    }
-}
-
-/// A map of strings (labels, annotations), with a clear error for anything else.
-pub fn string_map(v: Option<&Value>, path: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    match v {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (k, v) in m {
-                match v {
-                    Value::String(s) => {
-                        out.insert(k.clone(), s.clone());
-                    }
-                    _ => {
-                        return Err(user(format!("{path}.{k} must be a string"))
-                            .hint("quote the value in YAML")
-                            .into());
-                    }
-                }
-            }
-        }
-        Some(_) => return Err(user(format!("{path} must be a mapping")).into()),
-    }
-    Ok(out)
 }
 
 /// Applies `--name`/`--namespace`: fills what the manifest lacks, refuses a different value.
@@ -539,43 +453,30 @@ fn check_dns_subdomain(s: &str, path: &str) -> Result<()> {
 }
 
 /// Reads every Secret of one input, for messages naming the document.
-pub fn secrets_of(values: Vec<Value>) -> Result<Vec<Secret>> {
+pub fn secrets_of(values: Vec<RawDoc>) -> Result<Vec<Secret>> {
     let docs = flatten(values);
-    let many = docs.len() > 1;
+    let n = docs.len();
     docs.iter()
         .enumerate()
-        .map(|(i, d)| {
-            secret_from_value(d).with_context(|| {
-                if many {
-                    format!("document {}", i + 1)
-                } else {
-                    "the document".to_string()
-                }
-            })
-        })
+        .map(|(i, d)| crate::exit::in_doc(secret_from_raw(d), i, n))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::raw::parse_docs;
 
-    fn secret(v: Value) -> Result<Secret> {
-        secret_from_value(&v)
+    fn secret(yaml: &str) -> Result<Secret> {
+        let (_, docs) = parse_docs(yaml.as_bytes())?;
+        secret_from_raw(&docs[0])
     }
 
     #[test]
     fn data_and_string_data_merge_and_noise_is_stripped() {
-        let s = secret(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "db", "namespace": "prod", "uid": "x", "resourceVersion": "1",
-                "managedFields": [{}], "ownerReferences": [{}],
-                "annotations": {LAST_APPLIED: "{\"data\":{\"p\":\"c2VjcmV0\"}}", "a": "b"}},
-            "data": {"p": "c2VjcmV0", "bin": "AAEC/w=="},
-            "stringData": {"p": "override", "u": "héllo"},
-            "status": {}
-        }))
+        let s = secret(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  uid: x\n  resourceVersion: \"1\"\n  managedFields: [{{}}]\n  ownerReferences: [{{}}]\n  annotations:\n    {LAST_APPLIED}: '{{\"data\":{{\"p\":\"c2VjcmV0\"}}}}'\n    a: b\ndata:\n  p: c2VjcmV0\n  bin: AAEC/w==\nstringData:\n  p: override\n  u: héllo\nstatus: {{}}\n"
+        ))
         .unwrap();
         assert_eq!(&*s.data["p"], b"override");
         assert_eq!(&*s.data["bin"], &[0, 1, 2, 255]);
@@ -587,12 +488,12 @@ mod tests {
     #[test]
     fn refusals() {
         for (doc, want) in [
-            (json!({"kind": "AgeSecret"}), "already sealed"),
-            (json!({"kind": "Secret", "sops": {}}), "already encrypted"),
-            (json!({"kind": "ConfigMap"}), "not a Secret"),
-            (json!({"kind": "Secret", "data": {"k": "%%%"}}), "not valid base64"),
-            (json!({"kind": "Secret", "stringData": {"k": 5}}), "must be a string"),
-            (json!({"kind": "Secret", "stringData": {"k": "kage:v1:x:y"}}), "already encrypted"),
+            ("kind: AgeSecret\n", "already sealed"),
+            ("kind: Secret\nsops: {}\n", "already encrypted"),
+            ("kind: ConfigMap\n", "not a Secret"),
+            ("kind: Secret\ndata: {k: \"%%%\"}\n", "not valid base64"),
+            ("kind: Secret\nstringData: {k: [1]}\n", "wrong type"),
+            ("kind: Secret\nstringData: {k: \"kage:v1:x:y\"}\n", "already encrypted"),
         ] {
             let err = secret(doc).err().expect(want);
             assert!(format!("{err:#}").contains(want), "{want}: {err:#}");
@@ -640,10 +541,11 @@ mod tests {
 
     #[test]
     fn lists_flatten() {
-        let docs = flatten(vec![json!({"kind": "List", "items": [
-            {"kind": "Secret", "metadata": {"name": "a"}},
-            {"kind": "SecretList", "items": [{"kind": "Secret", "metadata": {"name": "b"}}]}
-        ]})]);
+        let (_, docs) = parse_docs(
+            b"kind: List\nitems:\n- {kind: Secret, metadata: {name: a}}\n- kind: SecretList\n  items: [{kind: Secret, metadata: {name: b}}]\n",
+        )
+        .unwrap();
+        let docs = flatten(docs);
         assert_eq!(docs.len(), 2);
         assert_eq!(secrets_of(docs).unwrap()[1].name.as_deref(), Some("b"));
     }

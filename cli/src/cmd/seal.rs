@@ -8,7 +8,7 @@ use kage_core::sealed::Scope;
 use crate::agesecret::AgeSecret;
 use crate::args::{ScopeArg, SealArgs, SopsArgs};
 use crate::cmd::Global;
-use crate::exit::{Exit, user};
+use crate::exit::{Exit, in_doc, user};
 use crate::io::{Destination, Sensitivity, display_name, is_dash, write_atomic, write_stdout};
 use crate::keysrc::{Resolver, Target};
 use crate::manifest::{self, Secret};
@@ -191,21 +191,14 @@ fn seal_input(cfg: &Config, bytes: &[u8], path: Option<&Path>, resolver: &Resolv
     if let Mode::Sops(opts) = &cfg.mode {
         return sopsdoc::seal_bytes(bytes, opts, &target, SopsSealOptions::from_cfg(cfg));
     }
-    let (format, values) = tree::parse_values(bytes)?;
+    let (format, values) = crate::raw::parse_docs(bytes)?;
     if values.is_empty() {
         return Err(user("no document to seal").into());
     }
     let secrets = manifest::secrets_of(values)?;
-    let many = secrets.len() > 1;
     let mut nodes = Vec::with_capacity(secrets.len());
     for (i, secret) in secrets.iter().enumerate() {
-        let node = seal_secret_node(cfg, secret, &target).with_context(|| {
-            if many {
-                format!("document {}", i + 1)
-            } else {
-                "the document".to_string()
-            }
-        })?;
+        let node = in_doc(seal_secret_node(cfg, secret, &target), i, secrets.len())?;
         nodes.push(node);
     }
     Ok(tree::emit(&nodes, format))
@@ -266,8 +259,17 @@ impl<'a> SopsSealOptions<'a> {
 /// `--merge-into EXISTING`: add or replace values with the public keys only.
 fn merge(cfg: &Config, existing: &Path, resolver: &Resolver) -> Result<Output> {
     let bytes = crate::io::read_file(existing)?;
-    let (format, values) = tree::parse_values(&bytes).with_context(|| existing.display().to_string())?;
-    let values = manifest::flatten(values);
+    if sopsdoc::is_sops(&bytes) {
+        return Err(user(format!(
+            "{} is a SOPS file; adding a value needs its data key",
+            existing.display()
+        ))
+        .hint("use `kage set FILE KEY VALUE -i IDENTITY`")
+        .into());
+    }
+    let (format, values) =
+        crate::raw::parse_docs(&bytes).with_context(|| existing.display().to_string())?;
+    let values = crate::raw::flatten(values);
     let [doc] = values.as_slice() else {
         return Err(user(format!(
             "{} holds {} documents; --merge-into needs exactly one AgeSecret",
@@ -290,7 +292,7 @@ fn merge(cfg: &Config, existing: &Path, resolver: &Resolver) -> Result<Output> {
             return Err(user(format!("{} is not an AgeSecret", existing.display())).into());
         }
     }
-    let mut ags = AgeSecret::from_value(doc).with_context(|| existing.display().to_string())?;
+    let mut ags = AgeSecret::from_raw(doc).with_context(|| existing.display().to_string())?;
     let incoming = match &cfg.source {
         Source::Literals(s) => {
             let mut s = Secret {
@@ -303,7 +305,7 @@ fn merge(cfg: &Config, existing: &Path, resolver: &Resolver) -> Result<Output> {
         }
         Source::Files(files) => {
             let input = crate::io::read_input(&files[0])?;
-            let (_, values) = tree::parse_values(&input.bytes).with_context(|| input.name())?;
+            let (_, values) = crate::raw::parse_docs(&input.bytes).with_context(|| input.name())?;
             let mut secrets = manifest::secrets_of(values).with_context(|| input.name())?;
             if secrets.len() != 1 {
                 return Err(user(format!(
