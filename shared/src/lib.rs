@@ -10,3 +10,4 @@ pub mod keys;
 pub mod sealed;
 
 pub use error::{Error, ErrorKind, Result};
+pub mod document;
