@@ -368,7 +368,7 @@ mod tests {
         let yaml = emit(std::slice::from_ref(&node), Format::Yaml);
         assert_eq!(
             yaml,
-            "apiVersion: v1\nmetadata:\n  name: db\n  labels: {}\nitems:\n  - a: 1\n    b: null\n  - x\n  -\n    - y\n"
+            "apiVersion: v1\nmetadata:\n  name: db\n  labels: {}\nitems:\n  - a: 1\n    b: null\n  - x\n  -\n    - \"y\"\n"
         );
         roundtrip(&node);
     }

@@ -12,7 +12,6 @@ use crate::exit::{Exit, classify};
 use crate::keysrc::{env_recipients, load_identities, ring};
 use crate::manifest::{self, Kind};
 use crate::sopsdoc;
-use crate::tree;
 
 /// What one check found.
 pub struct Findings {
