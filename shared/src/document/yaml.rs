@@ -138,8 +138,8 @@ impl Builder<'_> {
                 self.open(FrameKind::Seq { items: Vec::new() }, indent, anchor, line);
             }
             Event::MappingStart(style, anchor, _) => {
-                let indent = matches!(style, granit_parser::StructureStyle::Block)
-                    .then(|| span.start.col());
+                let indent =
+                    matches!(style, granit_parser::StructureStyle::Block).then(|| span.start.col());
                 self.open(
                     FrameKind::Map {
                         items: Vec::new(),
@@ -324,7 +324,13 @@ impl Builder<'_> {
         }
         let is_top = target + 1 == top;
         let frame = &mut self.stack[target];
-        let awaiting_value = matches!(&frame.kind, FrameKind::Map { pending_key: Some(_), .. });
+        let awaiting_value = matches!(
+            &frame.kind,
+            FrameKind::Map {
+                pending_key: Some(_),
+                ..
+            }
+        );
         if frame.child_open(is_top) {
             frame.deferred.push(text);
         } else if awaiting_value {
@@ -466,10 +472,8 @@ impl Writer<'_> {
 
     fn comment(&mut self, text: &str, col: usize) {
         self.pad(col);
-        self.out.push('#');
         // Comments never span lines; a newline smuggled into one would create YAML.
-        self.out.push_str(&text.replace(['\n', '\r'], " "));
-        self.out.push('\n');
+        self.comment_inline(text);
     }
 
     fn map(&mut self, items: &[MapItem], col: usize) {
@@ -525,25 +529,26 @@ impl Writer<'_> {
 
     /// `- value` after the indentation was written.
     fn seq_value(&mut self, value: &Node, col: usize) {
-        self.out.push('-');
         let inner = col + 2;
         match value {
             Node::Map(items) if !items.is_empty() => {
-                self.out.push(' ');
-                // The first entry shares the dash's line; comments before it go on their own.
+                // Comments before the first entry go above the dash (same AAD path in sops:
+                // sequence indices are not part of it), the first entry shares the dash's line.
+                let lead = items
+                    .iter()
+                    .take_while(|i| matches!(i, MapItem::Comment(_)))
+                    .count();
+                for item in &items[..lead] {
+                    if let MapItem::Comment(c) = item {
+                        self.comment_inline(c);
+                        self.pad(col);
+                    }
+                }
+                self.out.push_str("- ");
                 let mut first = true;
-                for item in items {
+                for item in &items[lead..] {
                     match item {
-                        MapItem::Comment(c) => {
-                            if first {
-                                self.out.push('#');
-                                self.out.push_str(&c.replace(['\n', '\r'], " "));
-                                self.out.push('\n');
-                                self.pad(inner);
-                                continue;
-                            }
-                            self.comment(c, inner)
-                        }
+                        MapItem::Comment(c) => self.comment(c, inner),
                         MapItem::Entry(k, v) => {
                             if !first {
                                 self.pad(inner);
@@ -553,18 +558,25 @@ impl Writer<'_> {
                         }
                     }
                 }
+                if first {
+                    self.out.push_str("{}\n");
+                }
             }
             Node::Seq(items) if !items.is_empty() => {
-                self.out.push(' ');
+                let lead = items
+                    .iter()
+                    .take_while(|i| matches!(i, SeqItem::Comment(_)))
+                    .count();
+                for item in &items[..lead] {
+                    if let SeqItem::Comment(c) = item {
+                        self.comment_inline(c);
+                        self.pad(col);
+                    }
+                }
+                self.out.push_str("- ");
                 let mut first = true;
-                for item in items {
+                for item in &items[lead..] {
                     match item {
-                        SeqItem::Comment(c) if first => {
-                            self.out.push('#');
-                            self.out.push_str(&c.replace(['\n', '\r'], " "));
-                            self.out.push('\n');
-                            self.pad(inner);
-                        }
                         SeqItem::Comment(c) => self.comment(c, inner),
                         SeqItem::Value(v) => {
                             if !first {
@@ -576,12 +588,21 @@ impl Writer<'_> {
                     }
                 }
                 if first {
-                    // Only comments: close the sequence explicitly.
                     self.out.push_str("[]\n");
                 }
             }
-            other => self.inline_after(other, inner),
+            other => {
+                self.out.push('-');
+                self.inline_after(other, inner)
+            }
         }
+    }
+
+    /// A comment at the current position (indentation already written).
+    fn comment_inline(&mut self, text: &str) {
+        self.out.push('#');
+        self.out.push_str(&text.replace(['\n', '\r'], " "));
+        self.out.push('\n');
     }
 
     /// A scalar or empty collection after `key:` or `-` (writes the separating space).
@@ -664,7 +685,11 @@ fn yaml_float(f: f64) -> String {
     if f.is_nan() {
         ".nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { ".inf".into() } else { "-.inf".into() }
+        if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        }
     } else {
         let s = format!("{f}");
         // Keep it a float when read back.
@@ -696,10 +721,14 @@ mod tests {
         assert_eq!(s[0], MapItem::Comment(" inline".into()));
         assert!(matches!(&s[1], MapItem::Entry(k, _) if k == "host"));
         assert_eq!(s[2], MapItem::Comment(" before list".into()));
-        let Node::Seq(list) = server.get("list").unwrap() else { panic!() };
+        let Node::Seq(list) = server.get("list").unwrap() else {
+            panic!()
+        };
         assert_eq!(list[0], SeqItem::Comment(" in list".into()));
         assert_eq!(list[2], SeqItem::Comment(" after b".into()));
-        let Node::Map(m) = server.get("m").unwrap() else { panic!() };
+        let Node::Map(m) = server.get("m").unwrap() else {
+            panic!()
+        };
         assert_eq!(m[1], MapItem::Comment(" trailing in m".into()));
         // The root comment comes after `server`, before `other`.
         assert_eq!(items[2], MapItem::Comment(" root".into()));
@@ -739,8 +768,20 @@ mod tests {
     #[test]
     fn strings_survive_emission() {
         for s in [
-            "", "true", "yes", "a: b", "multi\nline\n", "trailing\n\n", "no newline\nat end",
-            " leading", "tab\there", "quote\"s", "#hash", "- dash", "é ü 日本", "\u{1}ctl",
+            "",
+            "true",
+            "yes",
+            "a: b",
+            "multi\nline\n",
+            "trailing\n\n",
+            "no newline\nat end",
+            " leading",
+            "tab\there",
+            "quote\"s",
+            "#hash",
+            "- dash",
+            "é ü 日本",
+            "\u{1}ctl",
         ] {
             let doc = Document::new(Node::Map(vec![MapItem::Entry("k".into(), Node::string(s))]));
             let text = emit(std::slice::from_ref(&doc), 2);
