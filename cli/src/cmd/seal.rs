@@ -244,6 +244,8 @@ pub struct SopsSealOptions<'a> {
     pub name: Option<&'a str>,
     /// `--namespace`.
     pub namespace: Option<&'a str>,
+    /// `--type`.
+    pub secret_type: Option<&'a str>,
 }
 
 impl<'a> SopsSealOptions<'a> {
@@ -252,6 +254,7 @@ impl<'a> SopsSealOptions<'a> {
             scope: cfg.scope,
             name: cfg.name.as_deref(),
             namespace: cfg.namespace.as_deref(),
+            secret_type: cfg.secret_type.as_deref(),
         }
     }
 }

@@ -24,11 +24,11 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn fail(&mut self, msg: String, exit: Exit) {
+    pub fn fail(&mut self, msg: String, exit: Exit) {
         self.errors.push(msg);
         self.exit.get_or_insert(exit);
     }
-    fn fail_err(&mut self, prefix: &str, err: &anyhow::Error) {
+    pub fn fail_err(&mut self, prefix: &str, err: &anyhow::Error) {
         let r = classify(err);
         let msg = r.message.unwrap_or_default();
         self.fail(
