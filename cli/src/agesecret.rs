@@ -74,7 +74,10 @@ impl AgeSecret {
             out.annotations.remove(crate::manifest::LAST_APPLIED);
         }
         let spec = doc.spec.as_ref().ok_or_else(|| user("spec is missing"))?;
-        let scope = spec.scope.as_deref().ok_or_else(|| user("spec.scope is missing"))?;
+        let scope = spec
+            .scope
+            .as_deref()
+            .ok_or_else(|| user("spec.scope is missing"))?;
         out.scope = scope.parse().map_err(|_| {
             user(format!(
                 "spec.scope {scope:?} is not strict, namespace or cluster"
@@ -91,7 +94,10 @@ impl AgeSecret {
             }
             out.encrypted.insert(key.clone(), s.to_string());
         }
-        for (present, k) in [(spec.data.is_some(), "data"), (spec.string_data.is_some(), "stringData")] {
+        for (present, k) in [
+            (spec.data.is_some(), "data"),
+            (spec.string_data.is_some(), "stringData"),
+        ] {
             if present {
                 return Err(user(format!(
                     "spec.{k} holds values in clear in a sealed AgeSecret"
@@ -116,15 +122,20 @@ impl AgeSecret {
 
     /// The binding of `key` in this AgeSecret, from its metadata and `spec.scope`.
     pub fn binding(&self, key: &str) -> Result<Binding> {
-        binding_for(self.scope, self.namespace.as_deref(), self.name.as_deref(), key)
+        binding_for(
+            self.scope,
+            self.namespace.as_deref(),
+            self.name.as_deref(),
+            key,
+        )
     }
 
     /// Seals `value` under `key` (replacing any old value).
     pub fn seal_value(&mut self, key: &str, value: &[u8], recipients: &[Recipient]) -> Result<()> {
         crate::manifest::check_key_name(key)?;
         let binding = self.binding(key)?;
-        let s = sealed::seal(value, &binding, recipients)
-            .with_context(|| format!("sealing {key}"))?;
+        let s =
+            sealed::seal(value, &binding, recipients).with_context(|| format!("sealing {key}"))?;
         self.encrypted.insert(key.to_string(), s);
         Ok(())
     }

@@ -128,9 +128,8 @@ impl Config {
                 })?;
             }
             for r in env.recipients.iter().chain(&env.extra_recipients) {
-                r.parse::<kage_core::keys::Recipient>().map_err(|e| {
-                    user(format!("environment {}: recipient {r:?}: {e}", env.name))
-                })?;
+                r.parse::<kage_core::keys::Recipient>()
+                    .map_err(|e| user(format!("environment {}: recipient {r:?}: {e}", env.name)))?;
             }
             let mut set = GlobSetBuilder::new();
             for p in &env.paths {
@@ -138,7 +137,10 @@ impl Config {
                     user(format!("environment {}: path glob {p:?}: {e}", env.name))
                 })?);
             }
-            globs.push(set.build().map_err(|e| user(format!("environment {}: {e}", env.name)))?);
+            globs.push(
+                set.build()
+                    .map_err(|e| user(format!("environment {}: {e}", env.name)))?,
+            );
         }
         let path = absolute(path)?;
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -270,11 +272,26 @@ mod tests {
             "environments:\n- name: prod\n  paths: [\"clusters/prod/**\"]\n  recipients: [{R1}]\n\
              - name: dev\n  paths: [\"clusters/dev/*.yaml\"]\n  recipients: [{R1}]\n  scope: namespace\n"
         ));
-        assert_eq!(c.env_for_path(Path::new("/repo/clusters/prod/a/b.yaml")).unwrap().name, "prod");
-        assert_eq!(c.env_for_path(Path::new("/repo/clusters/dev/x.yaml")).unwrap().name, "dev");
+        assert_eq!(
+            c.env_for_path(Path::new("/repo/clusters/prod/a/b.yaml"))
+                .unwrap()
+                .name,
+            "prod"
+        );
+        assert_eq!(
+            c.env_for_path(Path::new("/repo/clusters/dev/x.yaml"))
+                .unwrap()
+                .name,
+            "dev"
+        );
         // `*` does not cross directories
-        let err = c.env_for_path(Path::new("/repo/clusters/dev/sub/x.yaml")).unwrap_err();
-        assert!(format!("{err:#}").contains("under no environment"), "{err:#}");
+        let err = c
+            .env_for_path(Path::new("/repo/clusters/dev/sub/x.yaml"))
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("under no environment"),
+            "{err:#}"
+        );
         let err = c.env_for_path(Path::new("/elsewhere/x.yaml")).unwrap_err();
         assert!(format!("{err:#}").contains("outside"), "{err:#}");
     }
@@ -286,14 +303,20 @@ mod tests {
              - name: b\n  paths: [\"x/**\"]\n  recipients: [{R1}]\n"
         ));
         let err = c.env_for_path(Path::new("/repo/x/y.yaml")).unwrap_err();
-        assert!(format!("{err:#}").contains("several environments: a, b"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("several environments: a, b"),
+            "{err:#}"
+        );
     }
 
     #[test]
     fn bad_configs() {
         for (text, want) in [
             ("environments:\n- name: a\n- name: a\n", "defined twice"),
-            ("environments:\n- name: a\n  recipients: [nope]\n", "recipient"),
+            (
+                "environments:\n- name: a\n  recipients: [nope]\n",
+                "recipient",
+            ),
             ("environments:\n- name: a\n  scope: wide\n", "scope"),
             ("environments:\n- name: a\n  paths: [\"a/[\"]\n", "glob"),
             ("environments: [", "invalid .kage.yaml"),

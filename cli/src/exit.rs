@@ -53,11 +53,6 @@ impl UserError {
         }
     }
 
-    /// A usage error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
-        UserError::new(message).exit(Exit::Usage)
-    }
-
     /// Adds a `hint:` line.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -142,7 +137,8 @@ fn core_exit(err: &kage_core::Error) -> (Exit, Option<String>) {
     // kage-core reports a SOPS value that fails authentication as `Invalid` with its path;
     // until it keeps the `Corrupt` kind there, recognise it here.
     if let kage_core::Error::Invalid { message, .. } = err
-        && (message.starts_with("authentication failed") || message.starts_with("corrupted ciphertext"))
+        && (message.starts_with("authentication failed")
+            || message.starts_with("corrupted ciphertext"))
     {
         return (Exit::Integrity, None);
     }

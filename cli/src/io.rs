@@ -74,11 +74,9 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .with_context(ctx)?;
     if bytes.len() as u64 > MAX_INPUT {
-        return Err(anyhow::Error::new(user(format!(
-            "larger than {} MiB",
-            MAX_INPUT >> 20
-        )))
-        .context(ctx()));
+        return Err(
+            anyhow::Error::new(user(format!("larger than {} MiB", MAX_INPUT >> 20))).context(ctx()),
+        );
     }
     Ok(bytes)
 }
@@ -143,11 +141,6 @@ pub fn stderr_is_terminal() -> bool {
     io::stderr().is_terminal()
 }
 
-/// Whether stdout is a terminal.
-pub fn stdout_is_terminal() -> bool {
-    io::stdout().is_terminal()
-}
-
 /// Where the results of a multi-file command go.
 #[derive(Debug, Clone)]
 pub enum Destination {
@@ -196,10 +189,12 @@ impl Destination {
             Destination::InPlace => Ok(input.map(Path::to_path_buf)),
             Destination::Dir(dir) => match input.and_then(Path::file_name) {
                 Some(name) => Ok(Some(dir.join(name))),
-                None => Err(user("stdin has no file name to use in the output directory")
-                    .hint("use -o FILE for stdin")
-                    .exit(crate::exit::Exit::Usage)
-                    .into()),
+                None => Err(
+                    user("stdin has no file name to use in the output directory")
+                        .hint("use -o FILE for stdin")
+                        .exit(crate::exit::Exit::Usage)
+                        .into(),
+                ),
             },
         }
     }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use kage_core::keys::{Identity, KeyRing, Kid, Recipient, parse_identity_file, parse_recipients};
+use kage_core::keys::{Identity, KeyRing, Recipient, parse_identity_file, parse_recipients};
 use kage_core::sealed::Scope;
 
 use crate::args::{IdentityArgs, RecipientArgs};
@@ -61,9 +61,12 @@ fn identity_file(path: &Path) -> Result<Vec<Identity>> {
         .map_err(|_| user(format!("{} is not an age identity file", path.display())))?;
     let ids = parse_identity_file(text).with_context(|| format!("reading {}", path.display()))?;
     if ids.is_empty() {
-        return Err(user(format!("{} holds no AGE-SECRET-KEY-1… line", path.display()))
-            .hint("create one with `kage keygen -o FILE` or `age-keygen -o FILE`")
-            .into());
+        return Err(user(format!(
+            "{} holds no AGE-SECRET-KEY-1… line",
+            path.display()
+        ))
+        .hint("create one with `kage keygen -o FILE` or `age-keygen -o FILE`")
+        .into());
     }
     Ok(ids)
 }
@@ -85,19 +88,6 @@ impl Target {
             .and_then(|e| e.scope.as_deref())
             .and_then(|s| s.parse().ok())
             .unwrap_or(Scope::Strict)
-    }
-
-    /// Every kid a value of this environment may carry (all recipients, old and extra).
-    pub fn known_kids(&self) -> Vec<Kid> {
-        let mut kids: Vec<Kid> = self.recipients.iter().map(Recipient::kid).collect();
-        kids.sort();
-        kids.dedup();
-        kids
-    }
-
-    /// The kids of the recipients, sorted, for "already current" comparisons.
-    pub fn current_kids(&self) -> Vec<Kid> {
-        self.known_kids()
     }
 }
 
@@ -144,11 +134,6 @@ impl Resolver {
         })
     }
 
-    /// The loaded `.kage.yaml`, if any.
-    pub fn config(&self) -> Option<&Config> {
-        self.config.as_ref()
-    }
-
     /// Where `file` (or stdin, `None`) is sealed to.
     pub fn target(&self, file: Option<&Path>) -> Result<Target> {
         let have_explicit = !self.explicit.is_empty();
@@ -178,7 +163,9 @@ impl Resolver {
 pub fn env_recipients(env: &Environment) -> Result<Vec<Recipient>> {
     let mut rs: Vec<Recipient> = Vec::new();
     for r in env.recipients.iter().chain(&env.extra_recipients) {
-        let r = r.parse::<Recipient>().map_err(|e| user(format!("{r}: {e}")))?;
+        let r = r
+            .parse::<Recipient>()
+            .map_err(|e| user(format!("{r}: {e}")))?;
         if !rs.contains(&r) {
             rs.push(r);
         }

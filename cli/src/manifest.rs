@@ -125,7 +125,9 @@ pub fn secret_from_raw(doc: &RawDoc) -> Result<Secret> {
     for (k, v) in doc.string_data.iter().flatten() {
         let text = v.clone().unwrap_or_default();
         refuse_ciphertext(&text, &format!("stringData.{k}"))?;
-        secret.data.insert(k.clone(), Zeroizing::new(text.into_bytes()));
+        secret
+            .data
+            .insert(k.clone(), Zeroizing::new(text.into_bytes()));
     }
     Ok(secret)
 }
@@ -195,7 +197,11 @@ pub fn from_literals(literals: &[String], files: &[String]) -> Result<Secret> {
                 .exit(Exit::Usage)
                 .into());
         }
-        insert(k.to_string(), Zeroizing::new(v.as_bytes().to_vec()), "--from-literal")?;
+        insert(
+            k.to_string(),
+            Zeroizing::new(v.as_bytes().to_vec()),
+            "--from-literal",
+        )?;
     }
     for spec in files {
         let (key, path) = match spec.split_once('=') {
@@ -206,9 +212,11 @@ pub fn from_literals(literals: &[String], files: &[String]) -> Result<Secret> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .ok_or_else(|| {
-                        user(format!("--from-file {spec}: no file name to use as the key"))
-                            .hint("name the key: --from-file KEY=PATH")
-                            .exit(Exit::Usage)
+                        user(format!(
+                            "--from-file {spec}: no file name to use as the key"
+                        ))
+                        .hint("name the key: --from-file KEY=PATH")
+                        .exit(Exit::Usage)
                     })?;
                 (key, p)
             }
@@ -271,10 +279,10 @@ fn check_type(t: &str, secret: &Secret) -> Result<()> {
             required(secret, ".dockercfg", t)?;
             check_json_object(&secret.data[".dockercfg"], ".dockercfg", false)?;
         }
-        "kubernetes.io/basic-auth" => {
-            if !secret.data.contains_key("username") && !secret.data.contains_key("password") {
-                return Err(user(format!("a {t} Secret needs data.username or data.password")).into());
-            }
+        "kubernetes.io/basic-auth"
+            if !secret.data.contains_key("username") && !secret.data.contains_key("password") =>
+        {
+            return Err(user(format!("a {t} Secret needs data.username or data.password")).into());
         }
         "kubernetes.io/ssh-auth" => {
             required(secret, "ssh-privatekey", t)?;
@@ -282,16 +290,15 @@ fn check_type(t: &str, secret: &Secret) -> Result<()> {
                 return Err(user("data.ssh-privatekey is empty").into());
             }
         }
-        "kubernetes.io/service-account-token" => {
+        "kubernetes.io/service-account-token"
             if !secret
                 .annotations
-                .contains_key("kubernetes.io/service-account.name")
-            {
-                return Err(user(format!(
-                    "a {t} Secret needs the annotation kubernetes.io/service-account.name"
-                ))
-                .into());
-            }
+                .contains_key("kubernetes.io/service-account.name") =>
+        {
+            return Err(user(format!(
+                "a {t} Secret needs the annotation kubernetes.io/service-account.name"
+            ))
+            .into());
         }
         _ => {}
     }
@@ -309,7 +316,10 @@ fn check_json_object(bytes: &[u8], key: &str, auths: bool) -> Result<()> {
     let obj = v
         .as_object()
         .ok_or_else(|| user(format!("data.{key} must be a JSON object")))?;
-    if auths && let Some(a) = obj.get("auths") && !a.is_object() {
+    if auths
+        && let Some(a) = obj.get("auths")
+        && !a.is_object()
+    {
         return Err(user(format!("data.{key}: `auths` must be an object")).into());
     }
     Ok(())
@@ -319,7 +329,9 @@ fn check_json_object(bytes: &[u8], key: &str, auths: bool) -> Result<()> {
 fn check_pem(bytes: &[u8], key: &str, label_ok: impl Fn(&str) -> bool) -> Result<()> {
     let err = |what: &str| -> anyhow::Error {
         user(format!("data.{key} is not a valid PEM {what}"))
-            .hint("kubernetes.io/tls needs PEM: tls.crt a certificate chain, tls.key its private key")
+            .hint(
+                "kubernetes.io/tls needs PEM: tls.crt a certificate chain, tls.key its private key",
+            )
             .into()
     };
     let text = std::str::from_utf8(bytes).map_err(|_| err("file"))?;
@@ -328,7 +340,11 @@ fn check_pem(bytes: &[u8], key: &str, label_ok: impl Fn(&str) -> bool) -> Result
         return Err(err("file"));
     };
     if !label_ok(label) {
-        return Err(err(if key == "tls.crt" { "certificate" } else { "private key" }));
+        return Err(err(if key == "tls.crt" {
+            "certificate"
+        } else {
+            "private key"
+        }));
     }
     if der.first() != Some(&0x30) || der_len(der) != Some(der.len()) {
         return Err(err("block (the DER inside does not parse)"));
@@ -493,7 +509,10 @@ mod tests {
             ("kind: ConfigMap\n", "not a Secret"),
             ("kind: Secret\ndata: {k: \"%%%\"}\n", "not valid base64"),
             ("kind: Secret\nstringData: {k: [1]}\n", "wrong type"),
-            ("kind: Secret\nstringData: {k: \"kage:v1:x:y\"}\n", "already encrypted"),
+            (
+                "kind: Secret\nstringData: {k: \"kage:v1:x:y\"}\n",
+                "already encrypted",
+            ),
         ] {
             let err = secret(doc).err().expect(want);
             assert!(format!("{err:#}").contains(want), "{want}: {err:#}");
@@ -511,13 +530,39 @@ mod tests {
             ..Secret::default()
         };
         assert!(validate(&mk("kubernetes.io/tls", &[("tls.crt", b"x")])).is_err());
-        assert!(validate(&mk("kubernetes.io/tls", &[("tls.crt", b"x"), ("tls.key", b"y")])).is_err());
+        assert!(
+            validate(&mk(
+                "kubernetes.io/tls",
+                &[("tls.crt", b"x"), ("tls.key", b"y")]
+            ))
+            .is_err()
+        );
         let cert = b"-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
         let key = b"-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n";
-        validate(&mk("kubernetes.io/tls", &[("tls.crt", cert), ("tls.key", key)])).unwrap();
-        assert!(validate(&mk("kubernetes.io/tls", &[("tls.crt", key), ("tls.key", cert)])).is_err());
-        assert!(validate(&mk("kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", b"{")])).is_err());
-        validate(&mk("kubernetes.io/dockerconfigjson", &[(".dockerconfigjson", b"{\"auths\":{}}")])).unwrap();
+        validate(&mk(
+            "kubernetes.io/tls",
+            &[("tls.crt", cert), ("tls.key", key)],
+        ))
+        .unwrap();
+        assert!(
+            validate(&mk(
+                "kubernetes.io/tls",
+                &[("tls.crt", key), ("tls.key", cert)]
+            ))
+            .is_err()
+        );
+        assert!(
+            validate(&mk(
+                "kubernetes.io/dockerconfigjson",
+                &[(".dockerconfigjson", b"{")]
+            ))
+            .is_err()
+        );
+        validate(&mk(
+            "kubernetes.io/dockerconfigjson",
+            &[(".dockerconfigjson", b"{\"auths\":{}}")],
+        ))
+        .unwrap();
         assert!(validate(&mk("kubernetes.io/basic-auth", &[])).is_err());
         validate(&mk("kubernetes.io/basic-auth", &[("username", b"")])).unwrap();
         assert!(validate(&mk("kubernetes.io/ssh-auth", &[])).is_err());

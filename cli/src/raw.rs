@@ -99,7 +99,11 @@ pub struct RawTemplate {
 pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
     let format = Format::detect(bytes);
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         user(format!("not UTF-8 text (line {line})"))
             .hint("binary Secret values belong base64-encoded under `data`, or in --from-file")
     })?;
@@ -187,7 +191,10 @@ mod tests {
 
     #[test]
     fn streams_lists_and_empty_documents() {
-        let (f, docs) = parse_docs(b"---\nkind: Secret\n---\n---\nkind: List\nitems:\n- kind: Secret\n- kind: Secret\n").unwrap();
+        let (f, docs) = parse_docs(
+            b"---\nkind: Secret\n---\n---\nkind: List\nitems:\n- kind: Secret\n- kind: Secret\n",
+        )
+        .unwrap();
         assert_eq!(f, Format::Yaml);
         assert_eq!(docs.len(), 2);
         assert_eq!(flatten(docs).len(), 3);

@@ -43,7 +43,11 @@ fn parse(bytes: &[u8]) -> Result<(Format, Vec<Document>)> {
 }
 
 fn emit_sops(docs: &[Document], format: Format) -> Result<String> {
-    Ok(document::emit(docs, core_format(format), &EmitOptions::sops())?)
+    Ok(document::emit(
+        docs,
+        core_format(format),
+        &EmitOptions::sops(),
+    )?)
 }
 
 /// Whether the bytes hold a SOPS document.
@@ -89,7 +93,10 @@ pub fn seal_bytes(
     }
     let secrets = docs.iter().filter(|d| kind(d) == Some("Secret")).count();
     if secrets == 0 && opts.as_agesecret {
-        return Err(user("--as-agesecret turns Secret manifests into AgeSecrets, and this input has none").into());
+        return Err(user(
+            "--as-agesecret turns Secret manifests into AgeSecrets, and this input has none",
+        )
+        .into());
     }
     if secrets > 0 {
         // the same checks as the sealed form, on the typed reading of the same bytes
@@ -118,9 +125,11 @@ pub fn seal_bytes(
             strip_secret_noise(doc, s);
         }
     } else if so.name.is_some() || so.namespace.is_some() {
-        return Err(user("--name and --namespace apply to Secret manifests only")
-            .exit(Exit::Usage)
-            .into());
+        return Err(
+            user("--name and --namespace apply to Secret manifests only")
+                .exit(Exit::Usage)
+                .into(),
+        );
     }
     let enc = sops::encrypt(
         &docs,
@@ -140,9 +149,11 @@ fn overridden(mut s: Secret, so: &SopsSealOptions<'_>) -> Result<Secret> {
     if let Some(t) = so.secret_type {
         match &s.secret_type {
             Some(cur) if cur != t => {
-                return Err(user(format!("--type {t} conflicts with type {cur} in the manifest"))
-                    .exit(Exit::Usage)
-                    .into());
+                return Err(user(format!(
+                    "--type {t} conflicts with type {cur} in the manifest"
+                ))
+                .exit(Exit::Usage)
+                .into());
             }
             _ => s.secret_type = Some(t.to_string()),
         }
@@ -157,8 +168,13 @@ fn strip_secret_noise(doc: &mut Document, s: &Secret) {
     doc.root.remove("status");
     if let Some(meta) = doc.root.get_mut("metadata") {
         for k in [
-            "managedFields", "ownerReferences", "uid", "resourceVersion", "creationTimestamp",
-            "generation", "selfLink",
+            "managedFields",
+            "ownerReferences",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
         ] {
             meta.remove(k);
         }
@@ -192,7 +208,13 @@ pub fn seal_secret(
 ) -> Result<String> {
     if opts.as_agesecret {
         let scope = so.scope.unwrap_or_else(|| target.default_scope());
-        return seal_agesecrets(std::slice::from_ref(secret), scope, opts, target, Format::Yaml);
+        return seal_agesecrets(
+            std::slice::from_ref(secret),
+            scope,
+            opts,
+            target,
+            Format::Yaml,
+        );
     }
     let doc = to_core(&secret_to_node(secret, true));
     let enc = sops::encrypt(
@@ -354,11 +376,7 @@ fn check_binding(doc: &Document) -> Result<bool> {
         .get_path(&["spec", "scope"])
         .and_then(Node::as_str)
         .unwrap_or(scope.as_str());
-    let expected = sealed::binding_text(
-        scope,
-        meta_ns.unwrap_or(""),
-        meta_name.unwrap_or(""),
-    );
+    let expected = sealed::binding_text(scope, meta_ns.unwrap_or(""), meta_name.unwrap_or(""));
     if expected != text || clear_scope != scope.as_str() {
         return Err(kage_core::Error::BindingMismatch {
             expected: format!(
@@ -386,7 +404,10 @@ fn agesecret_to_secret(doc: &Document) -> Result<Secret> {
             .expect("JSON values serialise")
             .as_bytes(),
     )?;
-    let raw = raw.into_iter().next().ok_or_else(|| user("empty document"))?;
+    let raw = raw
+        .into_iter()
+        .next()
+        .ok_or_else(|| user("empty document"))?;
     let mut s = Secret {
         name: raw.metadata.as_ref().and_then(|m| m.name.clone()),
         namespace: raw.metadata.as_ref().and_then(|m| m.namespace.clone()),
@@ -397,14 +418,27 @@ fn agesecret_to_secret(doc: &Document) -> Result<Secret> {
         s.secret_type = t.get("type").and_then(|v| v.as_str()).map(String::from);
         s.immutable = t.get("immutable").and_then(|v| v.as_bool());
         if let Some(m) = t.get("metadata") {
-            for (field, out) in [("labels", &mut s.labels), ("annotations", &mut s.annotations)] {
-                for (k, v) in m.get(field).and_then(|v| v.as_object()).into_iter().flatten() {
+            for (field, out) in [
+                ("labels", &mut s.labels),
+                ("annotations", &mut s.annotations),
+            ] {
+                for (k, v) in m
+                    .get(field)
+                    .and_then(|v| v.as_object())
+                    .into_iter()
+                    .flatten()
+                {
                     out.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
                 }
             }
         }
     }
-    for (k, v) in spec.get("data").and_then(|v| v.as_object()).into_iter().flatten() {
+    for (k, v) in spec
+        .get("data")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flatten()
+    {
         let b = STANDARD
             .decode(v.as_str().unwrap_or_default())
             .map_err(|_| user(format!("spec.data.{k} is not valid base64")))?;
@@ -434,10 +468,15 @@ pub fn unseal(bytes: &[u8], ids: &[Identity], string_data: bool) -> Result<Zeroi
             let n = file.plaintext().len();
             let bound = crate::exit::in_doc(check_binding(doc), i, n)?;
             if !bound {
-                eprintln!("warning: an AgeSecret without spec.binding (the controller refuses it unless --allow-unbound-sops)");
+                eprintln!(
+                    "warning: an AgeSecret without spec.binding (the controller refuses it unless --allow-unbound-sops)"
+                );
             }
             let secret = crate::exit::in_doc(agesecret_to_secret(doc), i, n)?;
-            out.push(Document::new(to_core(&secret_to_node(&secret, string_data))));
+            out.push(Document::new(to_core(&secret_to_node(
+                &secret,
+                string_data,
+            ))));
         } else {
             out.push(doc.clone());
         }
@@ -446,7 +485,13 @@ pub fn unseal(bytes: &[u8], ids: &[Identity], string_data: bool) -> Result<Zeroi
         (Format::Json, 1) => document::emit(&out, CoreFormat::Json, &EmitOptions::default())?,
         (Format::Json, _) => out
             .iter()
-            .map(|d| document::emit(std::slice::from_ref(d), CoreFormat::Json, &EmitOptions::default()))
+            .map(|d| {
+                document::emit(
+                    std::slice::from_ref(d),
+                    CoreFormat::Json,
+                    &EmitOptions::default(),
+                )
+            })
             .collect::<kage_core::Result<Vec<_>>>()?
             .join(""),
         (Format::Yaml, _) => document::emit(&out, CoreFormat::Yaml, &EmitOptions::default())?,
@@ -476,10 +521,7 @@ pub fn set(bytes: &[u8], key: &str, value: Option<&[u8]>, ids: &[Identity]) -> R
         Some(parent) => {
             manifest::check_key_name(key)?;
             let holder = match parent {
-                Some(p) => doc
-                    .root
-                    .get_mut(p)
-                    .ok_or_else(|| user("spec is missing"))?,
+                Some(p) => doc.root.get_mut(p).ok_or_else(|| user("spec is missing"))?,
                 None => &mut doc.root,
             };
             let mut found = false;
@@ -585,7 +627,11 @@ pub fn reencrypt(
 /// The plaintext of a SOPS file for editing, and its format.
 pub fn edit_plain(bytes: &[u8], ids: &[Identity]) -> Result<(Zeroizing<String>, Format)> {
     let (format, _, file) = open(bytes, ids)?;
-    let text = document::emit(file.plaintext(), core_format(format), &EmitOptions::default())?;
+    let text = document::emit(
+        file.plaintext(),
+        core_format(format),
+        &EmitOptions::default(),
+    )?;
     Ok((Zeroizing::new(text), format))
 }
 
@@ -678,7 +724,10 @@ fn validate_inner(bytes: &[u8], ctx: &CheckContext<'_>, f: &mut Findings) -> Res
             Some("Secret") => (Some(&doc.root), &["data", "stringData"]),
             Some("AgeSecret") => {
                 if doc.root.get_path(&["spec", "binding"]).is_none() {
-                    f.fail(at("spec.binding is missing (an unbound SOPS AgeSecret)"), Exit::Error);
+                    f.fail(
+                        at("spec.binding is missing (an unbound SOPS AgeSecret)"),
+                        Exit::Error,
+                    );
                 }
                 (doc.root.get("spec"), &["data", "stringData", "binding"])
             }
@@ -716,7 +765,9 @@ fn clear_leaves(node: &Node, path: &str) -> Vec<String> {
             .iter()
             .enumerate()
             .filter_map(|(i, it)| match it {
-                kage_core::document::SeqItem::Value(v) => Some(clear_leaves(v, &format!("{path}[{i}]"))),
+                kage_core::document::SeqItem::Value(v) => {
+                    Some(clear_leaves(v, &format!("{path}[{i}]")))
+                }
                 _ => None,
             })
             .flatten()

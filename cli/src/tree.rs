@@ -170,9 +170,11 @@ fn emit_yaml_inline(v: &Node, block_indent: usize, out: &mut String) {
         Node::Num(n) => out.push_str(n),
         Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Node::Null => out.push_str("null"),
-        n if n.is_empty_collection() => {
-            out.push_str(if matches!(n, Node::Map(_)) { "{}" } else { "[]" })
-        }
+        n if n.is_empty_collection() => out.push_str(if matches!(n, Node::Map(_)) {
+            "{}"
+        } else {
+            "[]"
+        }),
         _ => unreachable!("collections are emitted as blocks"),
     }
 }
@@ -227,9 +229,10 @@ fn is_plain_safe(s: &str) -> bool {
     if s.ends_with(' ') || s.ends_with(':') || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if !s.chars().all(|c| {
-        c.is_ascii_alphanumeric() || " -_./:=+@,()%~^".contains(c)
-    }) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " -_./:=+@,()%~^".contains(c))
+    {
         return false;
     }
     let lower = s.to_ascii_lowercase();
@@ -332,11 +335,55 @@ mod tests {
     #[test]
     fn strings_survive() {
         let tricky = [
-            "", " lead", "trail ", "yes", "No", "null", "~", "1", "0x1f", "1e3", "-1", ".5",
-            "2001-12-14", "a: b", "a #b", "#x", "- x", "[x]", "{x}", "*a", "&a", "!t", "|",
-            ">", "'q'", "\"q\"", "%x", "@x", "`x", "héllo", "日本", "tab\there", "a\nb",
-            "a\nb\n", "a\n\n", "\nx", "x\r\ny", "bell\u{7}", "line\u{2028}sep", "kage:v1:ab:Zm9v",
-            "age1abc", "kubernetes.io/tls", "ends:", "1:20", "on", "Y", "=", "<<", "a \n b",
+            "",
+            " lead",
+            "trail ",
+            "yes",
+            "No",
+            "null",
+            "~",
+            "1",
+            "0x1f",
+            "1e3",
+            "-1",
+            ".5",
+            "2001-12-14",
+            "a: b",
+            "a #b",
+            "#x",
+            "- x",
+            "[x]",
+            "{x}",
+            "*a",
+            "&a",
+            "!t",
+            "|",
+            ">",
+            "'q'",
+            "\"q\"",
+            "%x",
+            "@x",
+            "`x",
+            "héllo",
+            "日本",
+            "tab\there",
+            "a\nb",
+            "a\nb\n",
+            "a\n\n",
+            "\nx",
+            "x\r\ny",
+            "bell\u{7}",
+            "line\u{2028}sep",
+            "kage:v1:ab:Zm9v",
+            "age1abc",
+            "kubernetes.io/tls",
+            "ends:",
+            "1:20",
+            "on",
+            "Y",
+            "=",
+            "<<",
+            "a \n b",
             "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         ];
         for s in tricky {
@@ -351,10 +398,7 @@ mod tests {
             ("apiVersion", Node::str("v1")),
             (
                 "metadata",
-                Node::map([
-                    ("name", Node::str("db")),
-                    ("labels", Node::Map(vec![])),
-                ]),
+                Node::map([("name", Node::str("db")), ("labels", Node::Map(vec![]))]),
             ),
             (
                 "items",

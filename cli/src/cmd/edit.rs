@@ -27,7 +27,9 @@ pub fn run(args: EditArgs, global: &Global) -> Result<Exit> {
     let result = match load(&args.file, &bytes)? {
         Sealed::AgeSecret(ags, format) => {
             let ring = ring(&ids);
-            let old = ags.open(&ring).with_context(|| args.file.display().to_string())?;
+            let old = ags
+                .open(&ring)
+                .with_context(|| args.file.display().to_string())?;
             let plain = Zeroizing::new(tree::emit(&[secret_to_node(&old, true)], format));
             let mut resolver = None;
             edit_loop(&plain, format, |text| {
@@ -52,7 +54,9 @@ pub fn run(args: EditArgs, global: &Global) -> Result<Exit> {
         Sealed::Sops => {
             let (plain, format) = sopsdoc::edit_plain(&bytes, &ids)
                 .with_context(|| args.file.display().to_string())?;
-            edit_loop(&plain, format, |text| sopsdoc::edit_apply(&bytes, text, &ids))?
+            edit_loop(&plain, format, |text| {
+                sopsdoc::edit_apply(&bytes, text, &ids)
+            })?
         }
     };
     match result {
@@ -83,10 +87,16 @@ fn apply(
     out.encrypted.clear();
     out.template_data.clear();
     for (k, v) in &new.data {
-        let unchanged = old.data.get(k).is_some_and(|o| o.as_slice() == v.as_slice());
+        let unchanged = old
+            .data
+            .get(k)
+            .is_some_and(|o| o.as_slice() == v.as_slice());
         if unchanged && let Some(clear) = ags.template_data.get(k) {
             out.template_data.insert(k.clone(), clear.clone());
-        } else if unchanged && !rebind && let Some(c) = ags.encrypted.get(k) {
+        } else if unchanged
+            && !rebind
+            && let Some(c) = ags.encrypted.get(k)
+        {
             out.encrypted.insert(k.clone(), c.clone());
         } else {
             out.seal_value(k, v, recipients)?;
@@ -163,9 +173,11 @@ fn run_editor(path: &Path) -> Result<()> {
         .status()
         .with_context(|| format!("starting the editor {editor:?}"))?;
     if !status.success() {
-        return Err(user(format!("the editor {editor:?} failed ({status}); nothing was written"))
-            .exit(Exit::Error)
-            .into());
+        return Err(user(format!(
+            "the editor {editor:?} failed ({status}); nothing was written"
+        ))
+        .exit(Exit::Error)
+        .into());
     }
     Ok(())
 }

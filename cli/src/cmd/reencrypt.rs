@@ -62,7 +62,11 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
     bar.finish_and_clear();
     for (file, n, text) in outputs {
         write_atomic(&file, text.as_bytes(), Sensitivity::Public)?;
-        eprintln!("{}: re-encrypted ({n} value{})", file.display(), if n == 1 { "" } else { "s" });
+        eprintln!(
+            "{}: re-encrypted ({n} value{})",
+            file.display(),
+            if n == 1 { "" } else { "s" }
+        );
     }
     Ok(Exit::Ok)
 }

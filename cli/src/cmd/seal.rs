@@ -65,7 +65,9 @@ impl Config {
         if let Source::Files(files) = &source
             && files.iter().filter(|f| is_dash(f)).count() > 1
         {
-            return Err(user("stdin (-) can be read only once").exit(Exit::Usage).into());
+            return Err(user("stdin (-) can be read only once")
+                .exit(Exit::Usage)
+                .into());
         }
         let inputs = match &source {
             Source::Files(f) => f.clone(),
@@ -78,9 +80,11 @@ impl Config {
                     .into());
             }
             if args.output.in_place {
-                return Err(user("--merge-into already writes EXISTING in place; drop --in-place")
-                    .exit(Exit::Usage)
-                    .into());
+                return Err(
+                    user("--merge-into already writes EXISTING in place; drop --in-place")
+                        .exit(Exit::Usage)
+                        .into(),
+                );
             }
             Mode::Merge(existing.clone())
         } else if args.sops.sops {
@@ -90,7 +94,9 @@ impl Config {
         };
         let dest = match (&mode, args.output.output.as_deref()) {
             (Mode::Merge(existing), None) => Destination::File(existing.clone()),
-            _ => Destination::resolve(args.output.output.as_deref(), args.output.in_place, &inputs)?,
+            _ => {
+                Destination::resolve(args.output.output.as_deref(), args.output.in_place, &inputs)?
+            }
         };
         Ok(Config {
             source,
@@ -186,7 +192,12 @@ fn write_outputs(outputs: Vec<Output>) -> Result<Exit> {
 }
 
 /// Seals one input file's documents.
-fn seal_input(cfg: &Config, bytes: &[u8], path: Option<&Path>, resolver: &Resolver) -> Result<String> {
+fn seal_input(
+    cfg: &Config,
+    bytes: &[u8],
+    path: Option<&Path>,
+    resolver: &Resolver,
+) -> Result<String> {
     let target = resolver.target(path)?;
     if let Mode::Sops(opts) = &cfg.mode {
         return sopsdoc::seal_bytes(bytes, opts, &target, SopsSealOptions::from_cfg(cfg));
@@ -219,9 +230,11 @@ fn cfg_secret(cfg: &Config, secret: &Secret) -> Result<Secret> {
     if let Some(t) = &cfg.secret_type {
         match &s.secret_type {
             Some(cur) if cur != t => {
-                return Err(user(format!("--type {t} conflicts with type {cur} in the manifest"))
-                    .exit(Exit::Usage)
-                    .into());
+                return Err(user(format!(
+                    "--type {t} conflicts with type {cur} in the manifest"
+                ))
+                .exit(Exit::Usage)
+                .into());
             }
             _ => s.secret_type = Some(t.clone()),
         }
@@ -370,7 +383,8 @@ fn merge(cfg: &Config, existing: &Path, resolver: &Resolver) -> Result<Output> {
         ags.seal_value(k, v, &target.recipients)?;
     }
     ags.template_labels.extend(incoming.labels.clone());
-    ags.template_annotations.extend(incoming.annotations.clone());
+    ags.template_annotations
+        .extend(incoming.annotations.clone());
     Ok(Output {
         target: cfg.dest.target(Some(existing))?,
         text: tree::emit(&[ags.to_node()], format),

@@ -36,13 +36,16 @@ pub fn load(path: &Path, bytes: &[u8]) -> Result<Sealed> {
             let ags = AgeSecret::from_raw(v).with_context(|| path.display().to_string())?;
             Ok(Sealed::AgeSecret(Box::new(ags), format))
         }
-        [v] if matches!(manifest::kind_of(v), Kind::Secret) => Err(user(format!(
-            "{} is a plaintext Secret",
+        [v] if matches!(manifest::kind_of(v), Kind::Secret) => {
+            Err(user(format!("{} is a plaintext Secret", path.display()))
+                .hint("seal it first with `kage seal`")
+                .into())
+        }
+        [_] => Err(user(format!(
+            "{} is neither an AgeSecret nor a SOPS file",
             path.display()
         ))
-        .hint("seal it first with `kage seal`")
         .into()),
-        [_] => Err(user(format!("{} is neither an AgeSecret nor a SOPS file", path.display())).into()),
         many => Err(user(format!(
             "{} holds {} documents; this command changes files with one AgeSecret",
             path.display(),

@@ -83,7 +83,9 @@ pub fn glob_to_regex(glob: &str) -> Result<String> {
                     .position(|&c| c == ']')
                     .ok_or_else(|| user(format!("glob {glob:?}: unclosed [")))?;
                 let class: String = chars[i + 1..i + end].iter().collect();
-                let class = class.strip_prefix('!').map_or(class.clone(), |c| format!("^{c}"));
+                let class = class
+                    .strip_prefix('!')
+                    .map_or(class.clone(), |c| format!("^{c}"));
                 re.push('[');
                 re.push_str(&class.replace('\\', "\\\\"));
                 re.push(']');
@@ -108,7 +110,9 @@ pub fn glob_to_regex(glob: &str) -> Result<String> {
         i += 1;
     }
     if in_alt {
-        return Err(user(format!("glob {glob:?}: unclosed {{")).exit(Exit::Error).into());
+        return Err(user(format!("glob {glob:?}: unclosed {{"))
+            .exit(Exit::Error)
+            .into());
     }
     re.push('$');
     Ok(re)
@@ -120,19 +124,41 @@ mod tests {
 
     #[test]
     fn globs_translate() {
-        assert_eq!(glob_to_regex("clusters/prod/**").unwrap(), "^(\\./)?clusters/prod/.*$");
-        assert_eq!(glob_to_regex("a/**/*.yaml").unwrap(), "^(\\./)?a/(.*/)?[^/]*\\.yaml$");
-        assert_eq!(glob_to_regex("x/{a,b}?.y[!z]").unwrap(), "^(\\./)?x/(?:a|b)[^/]\\.y[^z]$");
+        assert_eq!(
+            glob_to_regex("clusters/prod/**").unwrap(),
+            "^(\\./)?clusters/prod/.*$"
+        );
+        assert_eq!(
+            glob_to_regex("a/**/*.yaml").unwrap(),
+            "^(\\./)?a/(.*/)?[^/]*\\.yaml$"
+        );
+        assert_eq!(
+            glob_to_regex("x/{a,b}?.y[!z]").unwrap(),
+            "^(\\./)?x/(?:a|b)[^/]\\.y[^z]$"
+        );
     }
 
     #[test]
     fn regex_agrees_with_globset_on_samples() {
         // the sops regexes must select what kage's globs select
-        let globs = ["clusters/prod/**", "apps/*/secret-*.yaml", "a/**/b/*.json", "x/{a,b}.y"];
+        let globs = [
+            "clusters/prod/**",
+            "apps/*/secret-*.yaml",
+            "a/**/b/*.json",
+            "x/{a,b}.y",
+        ];
         let paths = [
-            "clusters/prod/db.yaml", "clusters/prod/x/y.yaml", "clusters/production/a.yaml",
-            "apps/web/secret-db.yaml", "apps/web/x/secret-db.yaml", "a/b/c.json", "a/x/y/b/c.json",
-            "a/b/c/d.json", "x/a.y", "x/c.y", "./clusters/prod/db.yaml",
+            "clusters/prod/db.yaml",
+            "clusters/prod/x/y.yaml",
+            "clusters/production/a.yaml",
+            "apps/web/secret-db.yaml",
+            "apps/web/x/secret-db.yaml",
+            "a/b/c.json",
+            "a/x/y/b/c.json",
+            "a/b/c/d.json",
+            "x/a.y",
+            "x/c.y",
+            "./clusters/prod/db.yaml",
         ];
         for g in globs {
             let set = globset::GlobBuilder::new(g)

@@ -33,7 +33,8 @@ pub fn run(args: UnsealArgs, _: &Global) -> Result<Exit> {
         if let (Some(t), Some(src)) = (&target, &input.path) {
             refuse_overwrite_of_input(t, src)?;
         }
-        let text = unseal_bytes(&input.bytes, &ids, args.string_data).with_context(|| input.name())?;
+        let text =
+            unseal_bytes(&input.bytes, &ids, args.string_data).with_context(|| input.name())?;
         outputs.push((target, text));
         bar.inc(1);
     }
@@ -78,7 +79,11 @@ pub fn refuse_overwrite_of_input(target: &Path, input: &Path) -> Result<()> {
 }
 
 /// Decrypts one input.
-pub fn unseal_bytes(bytes: &[u8], ids: &[Identity], string_data: bool) -> Result<Zeroizing<String>> {
+pub fn unseal_bytes(
+    bytes: &[u8],
+    ids: &[Identity],
+    string_data: bool,
+) -> Result<Zeroizing<String>> {
     if sopsdoc::is_sops(bytes) {
         return sopsdoc::unseal(bytes, ids, string_data);
     }

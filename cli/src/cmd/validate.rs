@@ -79,7 +79,10 @@ pub fn run(args: ValidateArgs, global: &Global) -> Result<Exit> {
             (Some(c), None) => match c.env_for_path(file) {
                 Ok(e) => Some(e),
                 Err(e) => {
-                    f.warnings.push(format!("kids not checked: {}", classify(&e).message.unwrap_or_default()));
+                    f.warnings.push(format!(
+                        "kids not checked: {}",
+                        classify(&e).message.unwrap_or_default()
+                    ));
                     None
                 }
             },
@@ -161,7 +164,10 @@ pub fn check_bytes(bytes: &[u8], ctx: &Context<'_>, f: &mut Findings) {
                 p("a plaintext Secret: its values are in clear (seal it with `kage seal`)".into()),
                 Exit::Error,
             ),
-            _ => f.fail(p("neither an AgeSecret nor a SOPS file".into()), Exit::Error),
+            _ => f.fail(
+                p("neither an AgeSecret nor a SOPS file".into()),
+                Exit::Error,
+            ),
         }
     }
 }

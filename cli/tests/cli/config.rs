@@ -25,13 +25,18 @@ fn path_picks_environment() {
     let p = dir.kage(&["seal", "clusters/prod/db.yaml"]).run().ok();
     dir.write("p.yaml", &p);
     dir.kage(&["unseal", "p.yaml", "-i", "prod.key"]).run().ok();
-    dir.kage(&["unseal", "p.yaml", "-i", "dev.key"]).run().fails(3);
+    dir.kage(&["unseal", "p.yaml", "-i", "dev.key"])
+        .run()
+        .fails(3);
     let d = dir.kage(&["seal", "clusters/dev/db.yaml"]).run().ok();
     assert!(d.contains("scope: namespace"), "{d}");
     dir.write("d.yaml", &d);
     dir.kage(&["unseal", "d.yaml", "-i", "dev.key"]).run().ok();
     // --env overrides the path
-    let o = dir.kage(&["seal", "clusters/dev/db.yaml", "--env", "prod"]).run().ok();
+    let o = dir
+        .kage(&["seal", "clusters/dev/db.yaml", "--env", "prod"])
+        .run()
+        .ok();
     dir.write("o.yaml", &o);
     dir.kage(&["unseal", "o.yaml", "-i", "prod.key"]).run().ok();
 }
@@ -46,7 +51,11 @@ fn found_from_a_subdirectory() {
         .env_remove("KAGE_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -58,9 +67,17 @@ fn no_or_several_environments_are_errors_naming_them() {
     dir.write("shared/db.yaml", secret_yaml("db", "prod"));
     let err = dir.kage(&["seal", "shared/db.yaml"]).run().fails(1);
     assert!(err.contains("several environments: dev, all"), "{err}");
-    let err = dir.kage(&["seal", "--env", "nope"]).stdin(secret_yaml("a", "b")).run().fails(2);
+    let err = dir
+        .kage(&["seal", "--env", "nope"])
+        .stdin(secret_yaml("a", "b"))
+        .run()
+        .fails(2);
     assert!(err.contains("known environments: prod, dev, all"), "{err}");
-    let err = dir.kage(&["seal"]).stdin(secret_yaml("a", "b")).run().fails(2);
+    let err = dir
+        .kage(&["seal"])
+        .stdin(secret_yaml("a", "b"))
+        .run()
+        .fails(2);
     assert!(err.contains("stdin has no path"), "{err}");
 }
 
@@ -68,12 +85,18 @@ fn no_or_several_environments_are_errors_naming_them() {
 fn listing_and_sops_config() {
     let (dir, prod, dev) = repo();
     let envs = dir.kage(&["env", "list"]).run().ok();
-    assert!(envs.contains("prod\tstrict\t1\tclusters/prod/**"), "{envs}");
+    assert!(
+        envs.contains("prod\tstrict\t1\tclusters/prod/**\t-"),
+        "{envs}"
+    );
     let keys = dir.kage(&["keys", "list", "--env", "dev"]).run().ok();
     assert!(keys.contains(&format!("\tcurrent\t{dev}")), "{keys}");
     assert!(!keys.contains(&prod));
     dir.kage(&["sops-config"]).run().ok();
     let sops = dir.read(".sops.yaml");
-    assert!(sops.contains(r#"path_regex: "^(\\./)?clusters/prod/.*$""#), "{sops}");
+    assert!(
+        sops.contains(r#"path_regex: "^(\\./)?clusters/prod/.*$""#),
+        "{sops}"
+    );
     assert!(sops.contains(&format!("age: {prod}")), "{sops}");
 }

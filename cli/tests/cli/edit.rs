@@ -40,18 +40,30 @@ fn edit_changes_one_value_and_keeps_the_others() {
     assert_eq!(secret_data(&values(&plain)[0])["username"], b"root");
     assert_eq!(dir.read("perm").trim(), "-rw-------");
     let tmp = dir.read("where");
-    assert!(!std::path::Path::new(tmp.trim()).exists(), "temp file left behind");
+    assert!(
+        !std::path::Path::new(tmp.trim()).exists(),
+        "temp file left behind"
+    );
     assert_eq!(mode(&dir.path("db.yaml")), 0o644);
 }
 
 #[test]
 fn no_change_no_write() {
     let dir = sealed();
-    let before = std::fs::metadata(dir.path("db.yaml")).unwrap().modified().unwrap();
-    let run = dir.kage(&["edit", "db.yaml", "-i", "key.txt"]).env("EDITOR", "true").run();
+    let before = std::fs::metadata(dir.path("db.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let run = dir
+        .kage(&["edit", "db.yaml", "-i", "key.txt"])
+        .env("EDITOR", "true")
+        .run();
     run.ok();
     assert!(run.stderr.contains("no change"));
-    let after = std::fs::metadata(dir.path("db.yaml")).unwrap().modified().unwrap();
+    let after = std::fs::metadata(dir.path("db.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(before, after);
 }
 
@@ -67,6 +79,9 @@ fn invalid_yaml_aborts_without_touching_the_file() {
     assert!(err.contains("nothing was written"), "{err}");
     assert_eq!(dir.read("db.yaml"), before);
     // a failing editor aborts too
-    dir.kage(&["edit", "db.yaml", "-i", "key.txt"]).env("EDITOR", "false").run().fails(1);
+    dir.kage(&["edit", "db.yaml", "-i", "key.txt"])
+        .env("EDITOR", "false")
+        .run()
+        .fails(1);
     assert_eq!(dir.read("db.yaml"), before);
 }

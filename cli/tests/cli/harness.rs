@@ -61,7 +61,13 @@ impl Run {
     /// panic, and returns stderr.
     #[track_caller]
     pub fn fails(&self, code: i32) -> String {
-        assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.out(), self.stderr);
+        assert_eq!(
+            self.code,
+            code,
+            "stdout: {}\nstderr: {}",
+            self.out(),
+            self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert!(
@@ -114,19 +120,30 @@ impl Dir {
         let mut c = Command::new(kage_bin());
         c.args(args).current_dir(self.tmp.path());
         for v in [
-            "KAGE_IDENTITY", "KAGE_CONFIG", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY", "SOPS_AGE_RECIPIENTS",
-            "EDITOR", "VISUAL",
+            "KAGE_IDENTITY",
+            "KAGE_CONFIG",
+            "SOPS_AGE_KEY_FILE",
+            "SOPS_AGE_KEY",
+            "SOPS_AGE_RECIPIENTS",
+            "EDITOR",
+            "VISUAL",
         ] {
             c.env_remove(v);
         }
-        Cmd { cmd: c, stdin: None }
+        Cmd {
+            cmd: c,
+            stdin: None,
+        }
     }
 
     /// Any command in this directory.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Cmd {
         let mut c = Command::new(program);
         c.args(args).current_dir(self.tmp.path());
-        Cmd { cmd: c, stdin: None }
+        Cmd {
+            cmd: c,
+            stdin: None,
+        }
     }
 
     /// `kage keygen -o rel`, returning the recipient.

@@ -10,15 +10,24 @@ fn a_sealed_value_opens_with_the_age_cli() {
     let r = dir.keygen("key.txt");
     dir.write("in.yaml", secret_yaml("db", "prod"));
     let sealed = dir.kage(&["seal", "in.yaml", "-r", &r]).run().ok();
-    let line = sealed.lines().find(|l| l.contains("username: kage:v1:")).unwrap();
+    let line = sealed
+        .lines()
+        .find(|l| l.contains("username: kage:v1:"))
+        .unwrap();
     let b64 = line.rsplit(':').next().unwrap();
-    let ct = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let ct = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     dir.write("v.age", ct);
     let age = tool("KAGE_TEST_AGE", "age");
     let run = dir.command(age, &["-d", "-i", "key.txt", "v.age"]).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     // the binding header comes first, then the value
-    assert!(run.stdout.ends_with(b"admin"), "{:?}", String::from_utf8_lossy(&run.stdout));
+    assert!(
+        run.stdout.ends_with(b"admin"),
+        "{:?}",
+        String::from_utf8_lossy(&run.stdout)
+    );
     let head = String::from_utf8_lossy(&run.stdout);
     assert!(head.contains("prod") && head.contains("db"), "{head}");
 }
@@ -40,10 +49,19 @@ fn seal_sops_decrypts_with_real_sops() {
         "in.yaml",
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\n  uid: abc\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: '{\"stringData\":{\"password\":\"s3cr3t\"}}'\nstringData:\n  username: admin\n  password: \"s3cr3t: with # chars\"\nstatus: {}\n",
     );
-    let out = dir.kage(&["seal", "--sops", "in.yaml", "-r", &r]).run().ok();
+    let out = dir
+        .kage(&["seal", "--sops", "in.yaml", "-r", &r])
+        .run()
+        .ok();
     assert!(out.contains("kind: Secret"), "{out}");
-    assert!(out.contains("encrypted_regex: ^(data|stringData)$"), "{out}");
-    assert!(!out.contains("s3cr3t"), "plaintext (or last-applied) left in: {out}");
+    assert!(
+        out.contains("encrypted_regex: ^(data|stringData)$"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cr3t"),
+        "plaintext (or last-applied) left in: {out}"
+    );
     assert!(!out.contains("uid:"), "{out}");
     dir.write("s.yaml", &out);
     let run = dir
@@ -52,18 +70,36 @@ fn seal_sops_decrypts_with_real_sops() {
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let plain = run.out();
-    assert!(plain.contains("password: 's3cr3t: with # chars'") || plain.contains("password: \"s3cr3t: with # chars\""), "{plain}");
+    assert!(
+        plain.contains("password: 's3cr3t: with # chars'")
+            || plain.contains("password: \"s3cr3t: with # chars\""),
+        "{plain}"
+    );
 }
 
 #[test]
 fn helm_values_with_selection_flags() {
     let (dir, r) = sops_dir();
-    dir.write("values.yaml", "replicas: 3\ndb:\n  host: db.local\n  password_secret: s3cr3t\n");
+    dir.write(
+        "values.yaml",
+        "replicas: 3\ndb:\n  host: db.local\n  password_secret: s3cr3t\n",
+    );
     let out = dir
-        .kage(&["seal", "--sops", "values.yaml", "-r", &r, "--encrypted-suffix", "_secret"])
+        .kage(&[
+            "seal",
+            "--sops",
+            "values.yaml",
+            "-r",
+            &r,
+            "--encrypted-suffix",
+            "_secret",
+        ])
         .run()
         .ok();
-    assert!(out.contains("host: db.local") && out.contains("replicas: 3"), "{out}");
+    assert!(
+        out.contains("host: db.local") && out.contains("replicas: 3"),
+        "{out}"
+    );
     assert!(!out.contains("s3cr3t"), "{out}");
     dir.write("v.enc.yaml", &out);
     let plain = dir
@@ -91,7 +127,14 @@ fn real_sops_encrypts_and_kage_unseals() {
     let enc = dir
         .command(
             sops(),
-            &["-e", "--age", &r, "--encrypted-regex", "^(data|stringData)$", "in.yaml"],
+            &[
+                "-e",
+                "--age",
+                &r,
+                "--encrypted-regex",
+                "^(data|stringData)$",
+                "in.yaml",
+            ],
         )
         .run()
         .ok();
@@ -102,14 +145,24 @@ fn real_sops_encrypts_and_kage_unseals() {
     let line = enc.lines().find(|l| l.contains("username: ENC[")).unwrap();
     let i = line.find("data:").unwrap() + 5;
     let c = &line[i..i + 1];
-    let flipped = format!("{}{}{}", &line[..i], if c == "A" { "B" } else { "A" }, &line[i + 1..]);
+    let flipped = format!(
+        "{}{}{}",
+        &line[..i],
+        if c == "A" { "B" } else { "A" },
+        &line[i + 1..]
+    );
     let tampered = enc.replace(line, &flipped);
     dir.write("t.yaml", tampered);
-    let err = dir.kage(&["unseal", "t.yaml", "-i", "key.txt", "-o", "out.yaml"]).run().fails(4);
+    let err = dir
+        .kage(&["unseal", "t.yaml", "-i", "key.txt", "-o", "out.yaml"])
+        .run()
+        .fails(4);
     assert!(!dir.exists("out.yaml"), "{err}");
     // the wrong key
     dir.keygen("other.txt");
-    dir.kage(&["unseal", "s.yaml", "-i", "other.txt"]).run().fails(3);
+    dir.kage(&["unseal", "s.yaml", "-i", "other.txt"])
+        .run()
+        .fails(3);
 }
 
 #[test]
@@ -120,8 +173,14 @@ fn sops_agesecret_binding_and_break_glass_edit() {
         .kage(&["seal", "--sops", "--as-agesecret", "in.yaml", "-r", &r])
         .run()
         .ok();
-    assert!(out.contains("kind: AgeSecret") && out.contains("mac_only_encrypted: true"), "{out}");
-    assert!(out.contains("encrypted_regex: ^(data|stringData|binding)$"), "{out}");
+    assert!(
+        out.contains("kind: AgeSecret") && out.contains("mac_only_encrypted: true"),
+        "{out}"
+    );
+    assert!(
+        out.contains("encrypted_regex: ^(data|stringData|binding)$"),
+        "{out}"
+    );
     dir.write("a.yaml", &out);
     // real sops decrypts it
     let plain = dir
@@ -129,21 +188,38 @@ fn sops_agesecret_binding_and_break_glass_edit() {
         .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
         .run()
         .ok();
-    assert!(plain.contains("binding: kage-binding:v1;scope=strict;namespace=prod;name=db"), "{plain}");
+    assert!(
+        plain.contains("binding: kage-binding:v1;scope=strict;namespace=prod;name=db"),
+        "{plain}"
+    );
     // kage unseal gives a Secret
     let s = dir.kage(&["unseal", "a.yaml", "-i", "key.txt"]).run().ok();
     assert!(s.contains("kind: Secret") && s.contains("name: db"), "{s}");
     // moving it (metadata is not under the MAC with mac_only_encrypted) is refused
     dir.write("m.yaml", out.replace("namespace: prod", "namespace: dev"));
-    let err = dir.kage(&["unseal", "m.yaml", "-i", "key.txt"]).run().fails(5);
+    let err = dir
+        .kage(&["unseal", "m.yaml", "-i", "key.txt"])
+        .run()
+        .fails(5);
     assert!(err.contains("binding mismatch"), "{err}");
     // the real sops can set a value; kage still reads it
     let run = dir
-        .command(sops(), &["set", "a.yaml", "[\"spec\"][\"stringData\"][\"token\"]", "\"t0k\""])
+        .command(
+            sops(),
+            &[
+                "set",
+                "a.yaml",
+                "[\"spec\"][\"stringData\"][\"token\"]",
+                "\"t0k\"",
+            ],
+        )
         .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let s = dir.kage(&["unseal", "a.yaml", "-i", "key.txt", "--string-data"]).run().ok();
+    let s = dir
+        .kage(&["unseal", "a.yaml", "-i", "key.txt", "--string-data"])
+        .run()
+        .ok();
     assert!(s.contains("token: t0k"), "{s}");
 }
 
@@ -157,17 +233,29 @@ fn sops_set_edit_reencrypt_keep_ciphertexts() {
     dir.write("in.yaml", secret_yaml("db", "prod"));
     let out = dir.kage(&["seal", "--sops", "in.yaml"]).run().ok();
     dir.write("s.yaml", &out);
-    let user_line = |t: &str| t.lines().find(|l| l.contains("username:")).unwrap().to_string();
-    dir.kage(&["set", "s.yaml", "token", "t0k", "-i", "key.txt"]).run().ok();
+    let user_line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("username:"))
+            .unwrap()
+            .to_string()
+    };
+    dir.kage(&["set", "s.yaml", "token", "t0k", "-i", "key.txt"])
+        .run()
+        .ok();
     let after = dir.read("s.yaml");
     assert_eq!(user_line(&out), user_line(&after));
-    dir.kage(&["unset", "s.yaml", "password", "-i", "key.txt"]).run().ok();
+    dir.kage(&["unset", "s.yaml", "password", "-i", "key.txt"])
+        .run()
+        .ok();
     let plain = dir
         .command(sops(), &["-d", "s.yaml"])
         .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
         .run()
         .ok();
-    assert!(plain.contains("token: t0k") && !plain.contains("password"), "{plain}");
+    assert!(
+        plain.contains("token: t0k") && !plain.contains("password"),
+        "{plain}"
+    );
     // edit
     dir.kage(&["edit", "s.yaml", "-i", "key.txt"])
         .env("EDITOR", "sed -i s/t0k/n3w/")
@@ -179,24 +267,37 @@ fn sops_set_edit_reencrypt_keep_ciphertexts() {
     assert!(plain.contains("token: n3w"), "{plain}");
     // reencrypt: current → unchanged; new key → updatekeys
     let before = dir.read("s.yaml");
-    dir.kage(&["reencrypt", "s.yaml", "-i", "key.txt"]).run().ok();
+    dir.kage(&["reencrypt", "s.yaml", "-i", "key.txt"])
+        .run()
+        .ok();
     assert_eq!(dir.read("s.yaml"), before);
     let new = dir.keygen("new.txt");
     dir.write(
         ".kage.yaml",
-        format!("environments:\n  - name: prod\n    paths: [\"**\"]\n    recipients: [\"{new}\"]\n"),
+        format!(
+            "environments:\n  - name: prod\n    paths: [\"**\"]\n    recipients: [\"{new}\"]\n"
+        ),
     );
     assert_eq!(dir.kage(&["validate", "s.yaml"]).run().code, 3);
-    dir.kage(&["reencrypt", "s.yaml", "-i", "key.txt"]).run().ok();
+    dir.kage(&["reencrypt", "s.yaml", "-i", "key.txt"])
+        .run()
+        .ok();
     let plain = dir
         .command(sops(), &["-d", "s.yaml"])
         .env("SOPS_AGE_KEY_FILE", dir.path("new.txt"))
         .run()
         .ok();
     assert!(plain.contains("token: n3w"), "{plain}");
-    dir.kage(&["reencrypt", "s.yaml", "-i", "new.txt", "--rotate-data-key"]).run().ok();
+    dir.kage(&["reencrypt", "s.yaml", "-i", "new.txt", "--rotate-data-key"])
+        .run()
+        .ok();
     assert_ne!(user_line(&dir.read("s.yaml")), user_line(&out));
-    assert!(dir.kage(&["validate", "s.yaml", "-i", "new.txt"]).run().ok().starts_with("ok"));
+    assert!(
+        dir.kage(&["validate", "s.yaml", "-i", "new.txt"])
+            .run()
+            .ok()
+            .starts_with("ok")
+    );
 }
 
 #[test]

@@ -10,7 +10,10 @@ fn identity_file_is_age_keygen_format_and_private() {
     let text = dir.read("key.txt");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("# created: ") && lines[0].ends_with('Z'), "{text}");
+    assert!(
+        lines[0].starts_with("# created: ") && lines[0].ends_with('Z'),
+        "{text}"
+    );
     assert!(lines[1].starts_with("# public key: age1"), "{text}");
     assert!(lines[2].starts_with("AGE-SECRET-KEY-1"), "{text}");
     assert!(text.ends_with('\n'));

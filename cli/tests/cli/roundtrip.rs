@@ -64,7 +64,9 @@ fn scalars_keep_their_text() {
         .run()
         .ok();
     assert!(
-        plain.ends_with("stringData:\n  flag: \"yes\"\n  num: \"0123\"\n  t: \"2001-12-14\"\n  ver: \"1.10\"\n"),
+        plain.ends_with(
+            "stringData:\n  flag: \"yes\"\n  num: \"0123\"\n  t: \"2001-12-14\"\n  ver: \"1.10\"\n"
+        ),
         "{plain}"
     );
 }
@@ -74,9 +76,9 @@ fn multi_document_and_list() {
     let a = secret_yaml("a", "prod");
     let b = secret_yaml("b", "dev");
     roundtrip(&format!("{a}---\n{b}"));
-    roundtrip(&format!(
-        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {{name: x, namespace: n}}\n  stringData: {{k: v}}\n- apiVersion: v1\n  kind: Secret\n  metadata: {{name: y, namespace: n}}\n  data: {{k: AA==}}\n"
-    ));
+    roundtrip(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: x, namespace: n}\n  stringData: {k: v}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: y, namespace: n}\n  data: {k: AA==}\n",
+    );
 }
 
 #[test]
@@ -102,7 +104,11 @@ fn agesecret_layout_is_fixed() {
         "kind: Secret\napiVersion: v1\nstringData: {b: \"2\", a: \"1\"}\ntype: kubernetes.io/basic-auth\n\
          metadata:\n  labels: {app: x}\n  namespace: prod\n  name: db\n  annotations:\n    kubectl.kubernetes.io/last-applied-configuration: \"{}\"\n  uid: u\n  resourceVersion: \"5\"\n  managedFields: []\n  ownerReferences: []\nstatus: {}\n",
     );
-    dir.write("in.yaml", dir.read("in.yaml").replace("{b: \"2\", a: \"1\"}", "{password: \"2\", username: \"1\"}"));
+    dir.write(
+        "in.yaml",
+        dir.read("in.yaml")
+            .replace("{b: \"2\", a: \"1\"}", "{password: \"2\", username: \"1\"}"),
+    );
     let out = dir.kage(&["seal", "in.yaml", "-r", &r]).run().ok();
     let shape: Vec<String> = out
         .lines()
@@ -123,8 +129,21 @@ fn literals_and_files_build_a_secret() {
     dir.write("cert.bin", [0u8, 159, 146, 150]);
     let sealed = dir
         .kage(&[
-            "seal", "-r", &r, "--name", "db", "-n", "prod", "--from-literal", "user=admin",
-            "--from-literal", "pw=a=b", "--from-file", "cert.bin", "--from-file", "other=cert.bin",
+            "seal",
+            "-r",
+            &r,
+            "--name",
+            "db",
+            "-n",
+            "prod",
+            "--from-literal",
+            "user=admin",
+            "--from-literal",
+            "pw=a=b",
+            "--from-file",
+            "cert.bin",
+            "--from-file",
+            "other=cert.bin",
         ])
         .run()
         .ok();
@@ -145,8 +164,16 @@ fn kubectl_create_secret_pipes_into_seal() {
         .command(
             kubectl,
             &[
-                "create", "secret", "generic", "db", "-n", "prod", "--from-literal=password=s3cr3t",
-                "--dry-run=client", "-o", "yaml",
+                "create",
+                "secret",
+                "generic",
+                "db",
+                "-n",
+                "prod",
+                "--from-literal=password=s3cr3t",
+                "--dry-run=client",
+                "-o",
+                "yaml",
             ],
         )
         .run()
@@ -164,20 +191,35 @@ fn output_files_dirs_and_modes() {
     dir.write("a.yaml", secret_yaml("a", "prod"));
     dir.write("b.yaml", secret_yaml("b", "prod"));
     std::fs::create_dir(dir.path("out")).unwrap();
-    dir.kage(&["seal", "a.yaml", "b.yaml", "-r", &r, "-o", "out"]).run().ok();
+    dir.kage(&["seal", "a.yaml", "b.yaml", "-r", &r, "-o", "out"])
+        .run()
+        .ok();
     assert!(dir.read("out/a.yaml").contains("name: a"));
     assert!(dir.read("out/b.yaml").contains("name: b"));
     std::fs::create_dir(dir.path("plain")).unwrap();
-    dir.kage(&["unseal", "out/a.yaml", "out/b.yaml", "-i", "key.txt", "-o", "plain"])
-        .run()
-        .ok();
+    dir.kage(&[
+        "unseal",
+        "out/a.yaml",
+        "out/b.yaml",
+        "-i",
+        "key.txt",
+        "-o",
+        "plain",
+    ])
+    .run()
+    .ok();
     assert_eq!(mode(&dir.path("plain/a.yaml")), 0o600);
     assert_eq!(mode(&dir.path("plain/b.yaml")), 0o600);
     // --in-place replaces the inputs
-    dir.kage(&["seal", "a.yaml", "-r", &r, "--in-place"]).run().ok();
+    dir.kage(&["seal", "a.yaml", "-r", &r, "--in-place"])
+        .run()
+        .ok();
     assert!(dir.read("a.yaml").contains("kind: AgeSecret"));
     // unseal never writes plaintext over the encrypted file
-    let err = dir.kage(&["unseal", "a.yaml", "-i", "key.txt", "-o", "a.yaml"]).run().fails(2);
+    let err = dir
+        .kage(&["unseal", "a.yaml", "-i", "key.txt", "-o", "a.yaml"])
+        .run()
+        .fails(2);
     assert!(err.contains("refusing"), "{err}");
     assert!(dir.read("a.yaml").contains("kind: AgeSecret"));
 }
@@ -185,20 +227,40 @@ fn output_files_dirs_and_modes() {
 #[test]
 fn scopes() {
     let (dir, r) = setup();
-    dir.write("ns.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {namespace: prod}\nstringData: {k: v}\n");
+    dir.write(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {namespace: prod}\nstringData: {k: v}\n",
+    );
     dir.kage(&["seal", "ns.yaml", "-r", &r]).run().fails(2);
-    let sealed = dir.kage(&["seal", "ns.yaml", "-r", &r, "--scope", "namespace"]).run().ok();
+    let sealed = dir
+        .kage(&["seal", "ns.yaml", "-r", &r, "--scope", "namespace"])
+        .run()
+        .ok();
     // a namespace-scoped value opens under any name in its namespace
     let renamed = sealed.replace("namespace: prod", "name: other\n  namespace: prod");
     dir.write("s.yaml", &renamed);
     dir.kage(&["unseal", "s.yaml", "-i", "key.txt"]).run().ok();
     // but not in another namespace
-    dir.write("moved.yaml", sealed.replace("namespace: prod", "namespace: dev"));
-    dir.kage(&["unseal", "moved.yaml", "-i", "key.txt"]).run().fails(5);
+    dir.write(
+        "moved.yaml",
+        sealed.replace("namespace: prod", "namespace: dev"),
+    );
+    dir.kage(&["unseal", "moved.yaml", "-i", "key.txt"])
+        .run()
+        .fails(5);
     // cluster scope needs neither
-    dir.write("none.yaml", "apiVersion: v1\nkind: Secret\nstringData: {k: v}\n");
-    let c = dir.kage(&["seal", "none.yaml", "-r", &r, "--scope", "cluster"]).run().ok();
-    dir.write("c.yaml", c.replace("metadata: {}", "metadata:\n  name: x\n  namespace: y"));
+    dir.write(
+        "none.yaml",
+        "apiVersion: v1\nkind: Secret\nstringData: {k: v}\n",
+    );
+    let c = dir
+        .kage(&["seal", "none.yaml", "-r", &r, "--scope", "cluster"])
+        .run()
+        .ok();
+    dir.write(
+        "c.yaml",
+        c.replace("metadata: {}", "metadata:\n  name: x\n  namespace: y"),
+    );
     dir.kage(&["unseal", "c.yaml", "-i", "key.txt"]).run().ok();
 }
 
@@ -210,16 +272,27 @@ fn identities_from_environment() {
     dir.write("s.yaml", &sealed);
     let key = dir.read("key.txt");
     let key_path = dir.path("key.txt");
-    dir.kage(&["unseal", "s.yaml"]).env("KAGE_IDENTITY", &key_path).run().ok();
-    dir.kage(&["unseal", "s.yaml"]).env("SOPS_AGE_KEY_FILE", &key_path).run().ok();
-    dir.kage(&["unseal", "s.yaml"]).env("SOPS_AGE_KEY", key.trim()).run().ok();
+    dir.kage(&["unseal", "s.yaml"])
+        .env("KAGE_IDENTITY", &key_path)
+        .run()
+        .ok();
+    dir.kage(&["unseal", "s.yaml"])
+        .env("SOPS_AGE_KEY_FILE", &key_path)
+        .run()
+        .ok();
+    dir.kage(&["unseal", "s.yaml"])
+        .env("SOPS_AGE_KEY", key.trim())
+        .run()
+        .ok();
     dir.kage(&["unseal", "s.yaml"]).run().fails(3);
 }
 
 #[test]
 fn broken_pipe_exits_quietly() {
     let (dir, r) = setup();
-    let docs: Vec<String> = (0..300).map(|i| secret_yaml(&format!("s{i}"), "prod")).collect();
+    let docs: Vec<String> = (0..300)
+        .map(|i| secret_yaml(&format!("s{i}"), "prod"))
+        .collect();
     dir.write("many.yaml", docs.join("---\n"));
     let sealed = dir.kage(&["seal", "many.yaml", "-r", &r]).run().ok();
     dir.write("s.yaml", &sealed);
