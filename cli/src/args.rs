@@ -16,8 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   5 binding mismatch, 6 already encrypted. Docs: docs/cli.md"
 )]
 pub struct Cli {
-    /// Use this .kage.yaml instead of searching upward from the working directory
-    #[arg(long, global = true, value_name = "FILE", env = "KAGE_CONFIG")]
+    /// Use this .kage.yaml instead of searching upward from the working directory [env: KAGE_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -86,14 +86,12 @@ pub struct OutputArgs {
     pub in_place: bool,
 }
 
-/// Binding scope of sealed values.
+/// Binding scope of sealed values: strict (this name in this namespace), namespace (any name in
+/// this namespace), cluster (anywhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScopeArg {
-    /// Only this name in this namespace
     Strict,
-    /// Any name in this namespace
     Namespace,
-    /// Anywhere in the cluster
     Cluster,
 }
 
@@ -110,7 +108,7 @@ pub struct KeygenArgs {
 #[command(after_help = "Examples:\n  \
     kage seal clusters/prod/db.yaml -o clusters/prod/db.sealed.yaml\n  \
     kage seal --env prod --name db -n prod --from-literal password=s3cret\n  \
-    kubectl create secret generic db --from-literal=password=s3cret --dry-run=client -o yaml | kage seal --env prod\n  \
+    kubectl create secret generic db --from-literal=password=s3cret --dry-run=client -o yaml |\n      kage seal --env prod\n  \
     kage seal --sops values.yaml --encrypted-suffix _secret -r age1…\n  \
     kage seal --merge-into db.sealed.yaml --from-literal token=abc")]
 pub struct SealArgs {
@@ -119,7 +117,7 @@ pub struct SealArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub recipients: RecipientArgs,
-    /// Binding scope of the sealed values [default: the environment's, else strict]
+    /// Binding: strict (name and namespace), namespace, cluster [default: the environment's, else strict]
     #[arg(long, value_enum)]
     pub scope: Option<ScopeArg>,
     /// Namespace of the Secret (overrides the manifest; a different value there is an error)

@@ -62,6 +62,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Its directory: globs are relative to it.
     pub root: PathBuf,
+    /// The path as shown in messages (relative to the working directory when below it).
+    pub shown: String,
     /// The environments, in file order.
     pub environments: Vec<Environment>,
     globs: Vec<GlobSet>,
@@ -144,9 +146,14 @@ impl Config {
         }
         let path = absolute(path)?;
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let shown = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| path.display().to_string());
         Ok(Config {
             path,
             root,
+            shown,
             environments: raw.environments,
             globs,
         })
@@ -159,13 +166,10 @@ impl Config {
             .find(|e| e.name == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
-                user(format!(
-                    "no environment {name:?} in {}",
-                    self.path.display()
-                ))
-                .hint(format!("known environments: {}", list_or_none(&known)))
-                .exit(Exit::Usage)
-                .into()
+                user(format!("no environment {name:?} in {}", self.shown))
+                    .hint(format!("known environments: {}", list_or_none(&known)))
+                    .exit(Exit::Usage)
+                    .into()
             })
     }
 
@@ -181,18 +185,15 @@ impl Config {
             .collect();
         match matches.as_slice() {
             [one] => Ok(one),
-            [] => Err(user(format!(
-                "{} is under no environment's paths in {}",
-                file.display(),
-                self.path.display()
-            ))
-            .hint("pass --env NAME, or add the path to an environment's `paths`")
-            .into()),
+            [] => Err(
+                user(format!("under no environment's paths in {}", self.shown))
+                    .hint("pass --env NAME, or add the path to an environment's `paths`")
+                    .into(),
+            ),
             many => {
                 let names: Vec<&str> = many.iter().map(|e| e.name.as_str()).collect();
                 Err(user(format!(
-                    "{} matches the paths of several environments: {}",
-                    file.display(),
+                    "matches the paths of several environments: {}",
                     names.join(", ")
                 ))
                 .hint("pass --env NAME, or make the environments' `paths` disjoint")
@@ -206,10 +207,9 @@ impl Config {
         let abs = absolute(file)?;
         let rel = abs.strip_prefix(&self.root).map_err(|_| {
             user(format!(
-                "{} is outside {}, the directory of {}",
-                file.display(),
+                "outside {}, the directory of {}",
                 self.root.display(),
-                self.path.display()
+                self.shown
             ))
             .hint("pass --env NAME")
         })?;

@@ -142,7 +142,7 @@ impl Resolver {
             (Some(cfg), None, Some(f)) if have_explicit => cfg.env_for_path(f).ok().cloned(),
             (Some(cfg), None, Some(f)) => Some(cfg.env_for_path(f)?.clone()),
             (_, None, None) if !have_explicit => {
-                return Err(user("stdin has no path to pick an environment from")
+                return Err(user("no path to pick an environment from")
                     .hint("pass --env NAME or -r/--recipient")
                     .exit(Exit::Usage)
                     .into());

@@ -46,7 +46,8 @@ pub fn run(args: EditArgs, global: &Global) -> Result<Exit> {
                 let target = resolver
                     .as_ref()
                     .expect("set above")
-                    .target(Some(&args.file))?;
+                    .target(Some(&args.file))
+                    .with_context(|| args.file.display().to_string())?;
                 let out = apply(&ags, &old, &new, &target.recipients)?;
                 Ok(tree::emit(&[out.to_node()], format))
             })?

@@ -27,7 +27,12 @@ pub struct Global {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Exit> {
-    let global = Global { config: cli.config };
+    let config = cli.config.or_else(|| {
+        std::env::var_os("KAGE_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let global = Global { config };
     match cli.command {
         Command::Keygen(a) => keygen::run(a, &global),
         Command::Seal(a) => seal::run(a, &global),

@@ -23,7 +23,9 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
     let bar = crate::progress::bar(args.files.len());
     let mut outputs = Vec::new();
     for file in &args.files {
-        let target = resolver.target(Some(file))?;
+        let target = resolver
+            .target(Some(file))
+            .with_context(|| file.display().to_string())?;
         let bytes = crate::io::read_file(file)?;
         let changed = match load(file, &bytes)? {
             Sealed::AgeSecret(mut ags, format) => {

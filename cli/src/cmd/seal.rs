@@ -371,7 +371,9 @@ fn merge(cfg: &Config, existing: &Path, resolver: &Resolver) -> Result<Output> {
         ))
         .into());
     }
-    let target = resolver.target(Some(existing))?;
+    let target = resolver
+        .target(Some(existing))
+        .with_context(|| existing.display().to_string())?;
     let check = Secret {
         name: ags.name.clone(),
         namespace: ags.namespace.clone(),

@@ -75,7 +75,9 @@ pub fn run_set(args: SetArgs, global: &Global) -> Result<Exit> {
     let out = match load(&args.file, &bytes)? {
         Sealed::AgeSecret(mut ags, format) => {
             let resolver = Resolver::new(&args.recipients, global.config.as_deref())?;
-            let target = resolver.target(Some(&args.file))?;
+            let target = resolver
+                .target(Some(&args.file))
+                .with_context(|| args.file.display().to_string())?;
             let mut check = manifest::Secret {
                 name: ags.name.clone(),
                 namespace: ags.namespace.clone(),
