@@ -58,8 +58,6 @@ struct RawConfig {
 /// A loaded `.kage.yaml`.
 #[derive(Debug)]
 pub struct Config {
-    /// The file it was read from.
-    pub path: PathBuf,
     /// Its directory: globs are relative to it.
     pub root: PathBuf,
     /// The path as shown in messages (relative to the working directory when below it).
@@ -151,7 +149,6 @@ impl Config {
             .and_then(|cwd| path.strip_prefix(cwd).ok().map(|p| p.display().to_string()))
             .unwrap_or_else(|| path.display().to_string());
         Ok(Config {
-            path,
             root,
             shown,
             environments: raw.environments,

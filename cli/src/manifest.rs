@@ -115,8 +115,13 @@ pub fn secret_from_raw(doc: &RawDoc) -> Result<Secret> {
     for (k, v) in doc.data.iter().flatten() {
         let text = v.as_deref().unwrap_or("");
         refuse_ciphertext(text, &format!("data.{k}"))?;
-        let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        let bytes = STANDARD.decode(clean.as_bytes()).map_err(|_| {
+        let decoded = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+            let clean: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            STANDARD.decode(clean)
+        } else {
+            STANDARD.decode(text.as_bytes())
+        };
+        let bytes = decoded.map_err(|_| {
             user(format!("data.{k} is not valid base64"))
                 .hint("values under data are base64; put text values under stringData")
         })?;

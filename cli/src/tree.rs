@@ -220,20 +220,34 @@ fn yaml_quoted(s: &str) -> String {
 
 /// Strings that read back as the same string when written plain, in YAML 1.1 and 1.2 alike.
 fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else {
+    let bytes = s.as_bytes();
+    let Some(&first) = bytes.first() else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+    if !(first.is_ascii_alphabetic() || first == b'/' || first == b'_') {
         return false;
     }
-    if s.ends_with(' ') || s.ends_with(':') || s.contains(": ") || s.contains(" #") {
+    let last = bytes[bytes.len() - 1];
+    if last == b' ' || last == b':' {
         return false;
     }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || " -_./:=+@,()%~^".contains(c))
-    {
-        return false;
+    let mut prev = 0u8;
+    for &b in bytes {
+        let ok = match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
+            b' ' => prev != b':',
+            b'#' => false,
+            b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'+' | b'@' | b',' | b'(' | b')' | b'%'
+            | b'~' | b'^' => true,
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+        prev = b;
+    }
+    if bytes.len() > 5 {
+        return true;
     }
     let lower = s.to_ascii_lowercase();
     !matches!(

@@ -58,6 +58,12 @@ impl Config {
             s.secret_type.clone_from(&args.secret_type);
             Source::Literals(Box::new(s))
         } else if args.files.is_empty() {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(user("no input: stdin is a terminal")
+                    .hint("pass a manifest FILE, pipe one in, or use --from-literal/--from-file")
+                    .exit(Exit::Usage)
+                    .into());
+            }
             Source::Files(vec![PathBuf::from("-")])
         } else {
             Source::Files(args.files.clone())
