@@ -89,7 +89,8 @@ rss() {
   local name="$1"; shift
   local max=0 v
   for _ in 1 2 3 4 5; do
-    v=$( { /usr/bin/time -f '%M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1)
+    /usr/bin/time -f '%M' -o rss.txt "$@" >/dev/null 2>&1
+    v=$(tail -n1 rss.txt)
     [ "$v" -gt "$max" ] && max=$v
   done
   printf '| %s | %s |\n' "$name" "$max"

@@ -218,33 +218,49 @@ fn yaml_quoted(s: &str) -> String {
         .collect()
 }
 
+/// Bytes allowed anywhere in a plain scalar kage writes.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b' ' | b'-'
+                    | b'_'
+                    | b'.'
+                    | b'/'
+                    | b':'
+                    | b'='
+                    | b'+'
+                    | b'@'
+                    | b','
+                    | b'('
+                    | b')'
+                    | b'%'
+                    | b'~'
+                    | b'^'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// Strings that read back as the same string when written plain, in YAML 1.1 and 1.2 alike.
 fn is_plain_safe(s: &str) -> bool {
     let bytes = s.as_bytes();
-    let Some(&first) = bytes.first() else {
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
         return false;
     };
-    if !(first.is_ascii_alphabetic() || first == b'/' || first == b'_') {
+    if !(first.is_ascii_alphabetic() || first == b'/' || first == b'_')
+        || last == b' '
+        || last == b':'
+    {
         return false;
     }
-    let last = bytes[bytes.len() - 1];
-    if last == b' ' || last == b':' {
+    if !bytes.iter().fold(true, |ok, &b| ok & PLAIN[b as usize]) || s.contains(": ") {
         return false;
-    }
-    let mut prev = 0u8;
-    for &b in bytes {
-        let ok = match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => true,
-            b' ' => prev != b':',
-            b'#' => false,
-            b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b'+' | b'@' | b',' | b'(' | b')' | b'%'
-            | b'~' | b'^' => true,
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-        prev = b;
     }
     if bytes.len() > 5 {
         return true;

@@ -158,21 +158,30 @@ pub fn run(args: SealArgs, global: &Global) -> Result<Exit> {
             }
             Source::Files(files) => {
                 let bar = crate::progress::bar(files.len());
-                for f in files {
-                    let input = crate::io::read_input(f)?;
-                    let path = input.path.as_deref();
-                    let out = cfg.dest.target(path)?;
-                    let env_path = path.or(out.as_deref());
-                    let text = seal_input(&cfg, &input.bytes, env_path, &resolver)
-                        .with_context(|| display_name(path))?;
-                    outputs.push(Output { target: out, text });
+                let results = crate::io::map_ordered(files, |f| {
+                    let r = seal_file(&cfg, f, &resolver);
                     bar.inc(1);
-                }
+                    r
+                });
                 bar.finish_and_clear();
+                for r in results {
+                    outputs.push(r?);
+                }
             }
         },
     }
     write_outputs(outputs)
+}
+
+/// Reads and seals one input file.
+fn seal_file(cfg: &Config, f: &Path, resolver: &Resolver) -> Result<Output> {
+    let input = crate::io::read_input(f)?;
+    let path = input.path.as_deref();
+    let out = cfg.dest.target(path)?;
+    let env_path = path.or(out.as_deref());
+    let text =
+        seal_input(cfg, &input.bytes, env_path, resolver).with_context(|| display_name(path))?;
+    Ok(Output { target: out, text })
 }
 
 /// Writes every output once all inputs succeeded: stdout outputs joined as one stream.
