@@ -78,7 +78,7 @@ fn no_or_several_environments_are_errors_naming_them() {
         .stdin(secret_yaml("a", "b"))
         .run()
         .fails(2);
-    assert!(err.contains("stdin has no path"), "{err}");
+    assert!(err.contains("no path to pick an environment"), "{err}");
 }
 
 #[test]
