@@ -26,6 +26,8 @@ pub enum Exit {
     BindingMismatch = 5,
     /// The input is already encrypted (seal refuses to seal twice).
     AlreadyEncrypted = 6,
+    /// Interrupted by SIGINT (Ctrl-C).
+    Interrupted = 130,
 }
 
 impl Exit {

@@ -12,6 +12,7 @@ mod keysrc;
 mod manifest;
 mod progress;
 mod raw;
+mod signals;
 mod sopsdoc;
 mod tree;
 
@@ -20,6 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    signals::install();
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

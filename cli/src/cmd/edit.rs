@@ -127,7 +127,13 @@ fn edit_loop(
         .context("writing the temporary file")?;
     let path = tmp.path().to_path_buf();
     loop {
-        run_editor(&path)?;
+        let editing = crate::signals::EditorRunning::start();
+        let status = run_editor(&path);
+        if editing.interrupted() {
+            return Err(user("interrupted; nothing was written").exit(Exit::Interrupted).into());
+        }
+        drop(editing);
+        status?;
         let edited = Zeroizing::new(
             String::from_utf8(std::fs::read(&path).context("reading the edited file")?)
                 .map_err(|_| user("the edited file is not UTF-8 text"))?,

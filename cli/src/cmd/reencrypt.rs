@@ -53,7 +53,7 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
             }
             Sealed::Sops => sopsdoc::reencrypt(&bytes, &ids, &target, args.rotate_data_key)
                 .with_context(|| file.display().to_string())?
-                .map(|t| (1, t)),
+                .map(|t| (0, t)),
         };
         match changed {
             Some((n, text)) => outputs.push((file.clone(), n, text)),
@@ -64,11 +64,11 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
     bar.finish_and_clear();
     for (file, n, text) in outputs {
         write_atomic(&file, text.as_bytes(), Sensitivity::Public)?;
-        eprintln!(
-            "{}: re-encrypted ({n} value{})",
-            file.display(),
-            if n == 1 { "" } else { "s" }
-        );
+        match n {
+            0 => eprintln!("{}: re-encrypted", file.display()),
+            1 => eprintln!("{}: re-encrypted (1 value)", file.display()),
+            n => eprintln!("{}: re-encrypted ({n} values)", file.display()),
+        }
     }
     Ok(Exit::Ok)
 }

@@ -85,3 +85,24 @@ fn invalid_yaml_aborts_without_touching_the_file() {
         .fails(1);
     assert_eq!(dir.read("db.yaml"), before);
 }
+
+#[test]
+fn ctrl_c_in_the_editor_removes_the_plaintext_and_writes_nothing() {
+    let dir = sealed();
+    let before = dir.read("db.yaml");
+    // the "editor" changes the file, then sends SIGINT to kage (as a Ctrl-C on the terminal would)
+    let script = dir.write(
+        "ed.sh",
+        "#!/bin/sh\necho \"$1\" > \"$(dirname \"$0\")/where\"\nsed -i 's/admin/root/' \"$1\"\n\
+         p=$PPID\nwhile [ \"$(cat /proc/$p/comm)\" != kage ]; do p=$(cut -d' ' -f4 /proc/$p/stat); done\n\
+         kill -INT $p\nsleep 0.2\n",
+    );
+    let run = dir
+        .kage(&["edit", "db.yaml", "-i", "key.txt", "-R", "recipient.txt"])
+        .env("EDITOR", format!("sh {}", script.display()))
+        .run();
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert_eq!(dir.read("db.yaml"), before);
+    let tmp = dir.read("where");
+    assert!(!std::path::Path::new(tmp.trim()).exists(), "plaintext temp file left behind");
+}
