@@ -130,7 +130,9 @@ fn edit_loop(
         let editing = crate::signals::EditorRunning::start();
         let status = run_editor(&path);
         if editing.interrupted() {
-            return Err(user("interrupted; nothing was written").exit(Exit::Interrupted).into());
+            return Err(user("interrupted; nothing was written")
+                .exit(Exit::Interrupted)
+                .into());
         }
         drop(editing);
         status?;

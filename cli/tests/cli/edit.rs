@@ -104,5 +104,8 @@ fn ctrl_c_in_the_editor_removes_the_plaintext_and_writes_nothing() {
     assert_eq!(run.code, 130, "{}", run.stderr);
     assert_eq!(dir.read("db.yaml"), before);
     let tmp = dir.read("where");
-    assert!(!std::path::Path::new(tmp.trim()).exists(), "plaintext temp file left behind");
+    assert!(
+        !std::path::Path::new(tmp.trim()).exists(),
+        "plaintext temp file left behind"
+    );
 }
