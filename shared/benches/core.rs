@@ -11,9 +11,8 @@ fn secret_with(n: usize, value_len: usize) -> Document {
     let data: Vec<MapItem> = (0..n)
         .map(|i| MapItem::Entry(format!("key-{i}"), Node::string("x".repeat(value_len))))
         .collect();
-    let text = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\n  namespace: prod\ntype: Opaque\n"
-    );
+    let text =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\n  namespace: prod\ntype: Opaque\n";
     let mut doc = parse(text.as_bytes(), Format::Yaml).unwrap().remove(0);
     doc.root.insert("data", Node::Map(data));
     doc
@@ -32,9 +31,11 @@ fn sealed(c: &mut Criterion) {
     for retained in [1usize, 100] {
         let mut ring = KeyRing::from_identities((1..retained).map(|_| Identity::generate()));
         ring.insert(id.clone());
-        g.bench_with_input(BenchmarkId::new("open", format!("{retained}-keys")), &ring, |b, ring| {
-            b.iter(|| open(&s, &binding, ring).unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new("open", format!("{retained}-keys")),
+            &ring,
+            |b, ring| b.iter(|| open(&s, &binding, ring).unwrap()),
+        );
     }
     g.finish();
 }

@@ -149,10 +149,17 @@ fn sealed_value_vectors() {
                 matches!(result, Err(kage_core::Error::UnknownKey { .. })),
                 "{name}"
             ),
-            "corrupt" => assert!(matches!(result, Err(kage_core::Error::Corrupt { .. })), "{name}"),
+            "corrupt" => assert!(
+                matches!(result, Err(kage_core::Error::Corrupt { .. })),
+                "{name}"
+            ),
             other => panic!("{name}: unknown expectation {other}"),
         }
-        assert_eq!(name.starts_with("fail_"), field("expect") != "success", "{name}");
+        assert_eq!(
+            name.starts_with("fail_"),
+            field("expect") != "success",
+            "{name}"
+        );
         seen += 1;
     }
     assert_eq!(seen, 8);
