@@ -23,7 +23,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub struct Options {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// Serve plain HTTP instead of HTTPS.
+    /// Serve plain HTTP instead of HTTPS; requests without credentials then act as the
+    /// admin (client-go sends no bearer token over plain HTTP).
     pub http: bool,
     /// Where to write the kubeconfig; a temporary directory when `None`.
     pub kubeconfig: Option<PathBuf>,
@@ -87,6 +88,7 @@ impl TestCluster {
             ServerConfig {
                 bookmark_interval: opts.bookmark_interval,
                 admin_token: admin_token.clone(),
+                anonymous_is_admin: opts.http,
             },
         );
         let listener = TcpListener::bind(opts.listen)
@@ -171,11 +173,17 @@ impl TestCluster {
 
     /// A kube client authenticating with a bearer token.
     pub fn try_client_for_token(&self, token: &str) -> Result<kube::Client> {
+        kube::Client::try_from(self.kube_config(token)?).context("building the kube client")
+    }
+
+    /// A kube `Config` for this cluster and a bearer token, to adjust before building a
+    /// client (e.g. `default_retry = false` to see 503s unretried).
+    pub fn kube_config(&self, token: &str) -> Result<kube::Config> {
         let mut config = kube::Config::new(self.url.parse().context("server URL")?);
         config.root_cert = self.ca_der.clone().map(|c| vec![c]);
         config.auth_info.token = Some(secrecy::SecretString::from(token.to_string()));
         config.read_timeout = None;
-        kube::Client::try_from(config).context("building the kube client")
+        Ok(config)
     }
 
     /// Issue a token for a ServiceAccount (creating the ServiceAccount if missing), as

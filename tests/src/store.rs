@@ -946,14 +946,16 @@ impl Store {
                 )));
             }
         }
+        // The name may be omitted (controller-rs applies status without metadata).
         let cfg_name = md(config, "name");
-        if cfg_name != name {
+        if !cfg_name.is_empty() && cfg_name != name {
             return Err(Error::BadRequest(format!(
                 "the name of the object ({cfg_name}) does not match the name on the URL ({name})"
             )));
         }
         let mut config = config.clone();
         let m = md_mut(&mut config);
+        m.insert("name".into(), json!(name));
         for f in [
             "managedFields",
             "uid",
@@ -996,11 +998,9 @@ impl Store {
         });
         // Secrets: the applied stringData lands in data before field tracking.
         if rt.group.is_empty() && rt.plural == "secrets" && config.get("stringData").is_some() {
+            let had_type = config.get("type").is_some();
             let _ = validate::secret(&mut config)?;
-            if let Some(o) = config.as_object_mut()
-                && o.get("type").and_then(Value::as_str) == Some("Opaque")
-                && base.get("type").is_none()
-            {
+            if !had_type && let Some(o) = config.as_object_mut() {
                 // Defaulted type: not owned by the applier unless it said so.
                 o.remove("type");
             }

@@ -650,11 +650,15 @@ async fn service_proxy_forwards_to_upstreams() {
     let server = tokio::spawn(async move { axum::serve(upstream, app).await });
 
     let c = cluster().await;
-    let svcs: Api<Service> = Api::namespaced(c.client(), "default");
+    // 503s are part of the test: no retries.
+    let mut config = c.kube_config(c.admin_token()).expect("config");
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).expect("client");
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
     create_json(&svcs, json!({"metadata": {"name": "kage", "annotations": {"testcluster.kage.dev/upstream": addr.to_string()}},
         "spec": {"ports": [{"name": "http", "port": 8080}]}})).await;
     let (code, body) = raw(
-        &c.client(),
+        &client,
         "GET",
         "/api/v1/namespaces/default/services/http:kage:8080/proxy/v1/keys?x=1",
         "application/json",
@@ -664,7 +668,7 @@ async fn service_proxy_forwards_to_upstreams() {
     assert_eq!(code, 200);
     assert_eq!(body, "GET /v1/keys?x=1 auth=false");
     let (code, body) = raw(
-        &c.client(),
+        &client,
         "POST",
         "/api/v1/namespaces/default/services/kage:http/proxy/v1/verify",
         "application/json",
@@ -680,7 +684,7 @@ async fn service_proxy_forwards_to_upstreams() {
     )
     .await;
     let (code, _) = raw(
-        &c.client(),
+        &client,
         "GET",
         "/api/v1/namespaces/default/services/plain/proxy/",
         "application/json",
@@ -690,7 +694,7 @@ async fn service_proxy_forwards_to_upstreams() {
     assert_eq!(code, 503);
     c.register_upstream("default", "plain", &addr.to_string());
     let (code, body) = raw(
-        &c.client(),
+        &client,
         "GET",
         "/api/v1/namespaces/default/services/plain:80/proxy/healthz",
         "application/json",
@@ -700,7 +704,7 @@ async fn service_proxy_forwards_to_upstreams() {
     assert_eq!((code, body.as_str()), (200, "GET /healthz auth=false"));
     // Unknown service.
     let (code, _) = raw(
-        &c.client(),
+        &client,
         "GET",
         "/api/v1/namespaces/default/services/none/proxy/",
         "application/json",
