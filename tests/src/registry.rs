@@ -379,7 +379,7 @@ impl Registry {
             }
         }
         for versions in out.values_mut() {
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         out
     }
@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn preferred_version_order() {
         let mut v = vec!["v1alpha1", "v1", "v2beta1", "v1beta1"];
-        v.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        v.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         assert_eq!(v, ["v1", "v2beta1", "v1beta1", "v1alpha1"]);
     }
 }

@@ -553,9 +553,9 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
         (&Method::DELETE, Some(_)) => "delete",
         (&Method::DELETE, None) => "deletecollection",
         _ => {
-            return Err(Error::MethodNotAllowed(format!(
-                "the server does not allow this method on the requested resource"
-            )));
+            return Err(Error::MethodNotAllowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            ));
         }
     };
     let rbac_name = match name {
@@ -575,9 +575,9 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
         path: String::new(),
     })?;
     if !rt.verbs.iter().any(|v| v == verb) {
-        return Err(Error::MethodNotAllowed(format!(
-            "the server does not allow this method on the requested resource"
-        )));
+        return Err(Error::MethodNotAllowed(
+            "the server does not allow this method on the requested resource".to_string(),
+        ));
     }
     let is_write = matches!(
         verb,
@@ -1044,66 +1044,67 @@ fn cell(obj: &Value, json_path: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+type CellFn = Box<dyn Fn(&Value) -> Value>;
+
 /// A meta.k8s.io/v1 Table, for kubectl's human-readable output.
 fn table(rt: &ResourceType, items: &[Value], meta: Option<Value>) -> Value {
     let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0});
     let mut columns = vec![col("Name", "string", "name")];
-    let extra: Vec<(String, Box<dyn Fn(&Value) -> Value>)> =
-        match (rt.group.as_str(), rt.plural.as_str()) {
-            ("", "secrets") => vec![
-                (
-                    "Type".into(),
-                    Box::new(|o: &Value| o.get("type").cloned().unwrap_or(Value::Null)),
-                ),
-                (
-                    "Data".into(),
-                    Box::new(|o: &Value| {
-                        json!(
-                            o.get("data")
-                                .and_then(Value::as_object)
-                                .map_or(0, |m| m.len())
-                        )
-                    }),
-                ),
-            ],
-            ("", "configmaps") => vec![(
+    let extra: Vec<(String, CellFn)> = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "secrets") => vec![
+            (
+                "Type".into(),
+                Box::new(|o: &Value| o.get("type").cloned().unwrap_or(Value::Null)),
+            ),
+            (
                 "Data".into(),
                 Box::new(|o: &Value| {
-                    let n = ["data", "binaryData"]
-                        .iter()
-                        .filter_map(|f| o.get(*f).and_then(Value::as_object))
-                        .map(|m| m.len())
-                        .sum::<usize>();
-                    json!(n)
+                    json!(
+                        o.get("data")
+                            .and_then(Value::as_object)
+                            .map_or(0, |m| m.len())
+                    )
                 }),
-            )],
-            ("", "namespaces") => vec![(
-                "Status".into(),
-                Box::new(|o: &Value| o.pointer("/status/phase").cloned().unwrap_or(Value::Null)),
-            )],
-            _ => rt
-                .printer_columns
-                .iter()
-                .filter(|c| c.get("priority").and_then(Value::as_i64).unwrap_or(0) == 0)
-                .filter(|c| {
-                    c.get("jsonPath").and_then(Value::as_str) != Some(".metadata.creationTimestamp")
-                })
-                .map(|c| {
-                    let name = c
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let path = c
-                        .get("jsonPath")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let f: Box<dyn Fn(&Value) -> Value> = Box::new(move |o: &Value| cell(o, &path));
-                    (name, f)
-                })
-                .collect(),
-        };
+            ),
+        ],
+        ("", "configmaps") => vec![(
+            "Data".into(),
+            Box::new(|o: &Value| {
+                let n = ["data", "binaryData"]
+                    .iter()
+                    .filter_map(|f| o.get(*f).and_then(Value::as_object))
+                    .map(|m| m.len())
+                    .sum::<usize>();
+                json!(n)
+            }),
+        )],
+        ("", "namespaces") => vec![(
+            "Status".into(),
+            Box::new(|o: &Value| o.pointer("/status/phase").cloned().unwrap_or(Value::Null)),
+        )],
+        _ => rt
+            .printer_columns
+            .iter()
+            .filter(|c| c.get("priority").and_then(Value::as_i64).unwrap_or(0) == 0)
+            .filter(|c| {
+                c.get("jsonPath").and_then(Value::as_str) != Some(".metadata.creationTimestamp")
+            })
+            .map(|c| {
+                let name = c
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let path = c
+                    .get("jsonPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let f: Box<dyn Fn(&Value) -> Value> = Box::new(move |o: &Value| cell(o, &path));
+                (name, f)
+            })
+            .collect(),
+    };
     for (name, _) in &extra {
         columns.push(col(name, "string", ""));
     }

@@ -190,7 +190,7 @@ fn item_key(item: &Value, keys: &[String]) -> Option<Element> {
     Some(format!("k:{}", Value::Object(m)))
 }
 
-fn find_item<'a>(items: &'a [Value], el: &str) -> Option<usize> {
+fn find_item(items: &[Value], el: &str) -> Option<usize> {
     if let Some(key) = el.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(key).ok()?;
         items

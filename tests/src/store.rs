@@ -62,6 +62,9 @@ pub struct Event {
     pub old: Option<Arc<Value>>,
 }
 
+/// What starting a watch gives: events to replay, the live channel, the current version.
+pub type WatchStart = (Vec<Arc<Event>>, mpsc::UnboundedReceiver<Arc<Event>>, u64);
+
 /// A message to a watch stream.
 pub type WatchTx = mpsc::UnboundedSender<Arc<Event>>;
 
@@ -419,7 +422,7 @@ impl Store {
         rt: &ResourceType,
         ns: Option<&str>,
         from: Option<u64>,
-    ) -> Result<(Vec<Arc<Event>>, mpsc::UnboundedReceiver<Arc<Event>>, u64)> {
+    ) -> Result<WatchStart> {
         let gr = gr_of(rt);
         let replay = match from {
             Some(rv) if rv < self.history_floor => {
@@ -890,9 +893,9 @@ impl Store {
             }
             PatchType::Strategic => {
                 if rt.is_custom() {
-                    return Err(Error::UnsupportedMediaType(format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-                    )));
+                    return Err(Error::UnsupportedMediaType(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".to_string(),
+                    ));
                 }
                 patch::strategic_merge_patch(&old, body)?
             }
@@ -1849,8 +1852,10 @@ mod tests {
             s.create(&cmrt, "default", d, &opts()).expect("dep");
         }
         // Orphan keeps dependents and strips the reference.
-        let mut orphan = DeleteOptions::default();
-        orphan.propagation = Propagation::Orphan;
+        let orphan = DeleteOptions {
+            propagation: Propagation::Orphan,
+            ..Default::default()
+        };
         s.delete(&cmrt, "default", "owner", &orphan)
             .expect("orphan");
         let d1 = s.get(&cmrt, "default", "d1").expect("kept");

@@ -172,7 +172,7 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
             }
             if !v.is_string() {
                 causes.push(Cause::invalid(
-                    &format!("metadata.annotations[{k}]"),
+                    format!("metadata.annotations[{k}]"),
                     &v.to_string(),
                     "must be a string",
                 ));
