@@ -106,7 +106,7 @@ proptest! {
         for format in [Format::Yaml, Format::Json] {
             let text = emit(&enc, format, &EmitOptions::sops()).unwrap();
             let parsed = parse(text.as_bytes(), format).unwrap();
-            let plain = decrypt(&parsed, &[KEY.clone()]).unwrap();
+            let plain = decrypt(&parsed, std::slice::from_ref(&KEY)).unwrap();
             prop_assert_eq!(plain[0].to_json_value(), doc.to_json_value());
         }
     }
