@@ -614,12 +614,30 @@ pub fn reencrypt(
     target: &Target,
     rotate: bool,
 ) -> Result<Option<String>> {
-    let (format, _, file) = open(bytes, ids)?;
+    let (format, _, mut file) = open(bytes, ids)?;
+    // a SOPS AgeSecret edited by hand may have lost its sorted key order (which the MAC needs to
+    // survive the API server): sort and encrypt again under the same data key first
+    let mut sorted = file.plaintext().to_vec();
+    let mut resorted = false;
+    for doc in sorted.iter_mut().filter(|d| kind(d) == Some("AgeSecret")) {
+        let before = doc.clone();
+        doc.root.sort_keys();
+        resorted |= *doc != before;
+    }
+    let mut resealed = None;
+    if resorted {
+        let docs = file.reseal(&sorted)?;
+        file = SopsFile::open(&docs, ids)?;
+        resealed = Some(docs);
+    }
     let groups: Vec<Vec<Recipient>> = vec![target.recipients.clone()];
     let out = if rotate {
         Some(file.rotate(Some(&groups))?)
     } else {
-        file.update_keys(&groups, 0)?
+        match file.update_keys(&groups, 0)? {
+            Some(docs) => Some(docs),
+            None => resealed,
+        }
     };
     out.map(|docs| emit_sops(&docs, format)).transpose()
 }

@@ -326,3 +326,46 @@ fn sops_config_matches_kage_config_for_real_sops() {
         dir.kage(&["unseal", "e.yaml", "-i", other]).run().fails(3);
     }
 }
+
+#[test]
+fn reencrypt_sorts_a_hand_edited_sops_agesecret() {
+    let (dir, r) = sops_dir();
+    dir.write("in.yaml", secret_yaml("db", "prod"));
+    let out = dir
+        .kage(&["seal", "--sops", "--as-agesecret", "in.yaml", "-r", &r])
+        .run()
+        .ok();
+    dir.write("a.yaml", &out);
+    // sops set appends a new key at the end of spec.stringData: "aaa" now comes after "username"
+    let run = dir
+        .command(
+            sops(),
+            &[
+                "set",
+                "a.yaml",
+                "[\"spec\"][\"stringData\"][\"aaa\"]",
+                "\"x\"",
+            ],
+        )
+        .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let keys = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| {
+                l.starts_with("        ") && !l.starts_with("         ") && l.contains(": ENC[")
+            })
+            .map(|l| l.trim().split(':').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys(&dir.read("a.yaml")), ["password", "username", "aaa"]);
+    dir.kage(&["reencrypt", "a.yaml", "-i", "key.txt", "-r", &r])
+        .run()
+        .ok();
+    assert_eq!(keys(&dir.read("a.yaml")), ["aaa", "password", "username"]);
+    let s = dir
+        .kage(&["unseal", "a.yaml", "-i", "key.txt", "--string-data"])
+        .run()
+        .ok();
+    assert!(s.contains("aaa: x"), "{s}");
+}
