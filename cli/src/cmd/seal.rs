@@ -222,6 +222,9 @@ fn seal_input(
         return Err(user("no document to seal").into());
     }
     let secrets = manifest::secrets_of(values)?;
+    if secrets.is_empty() {
+        return Err(user("no Secret to seal (an empty List)").into());
+    }
     let mut nodes = Vec::with_capacity(secrets.len());
     for (i, secret) in secrets.iter().enumerate() {
         let node = in_doc(seal_secret_node(cfg, secret, &target), i, secrets.len())?;
