@@ -191,6 +191,11 @@ impl AgeSecret {
 
     /// The output tree, in the documented order.
     pub fn to_node(&self) -> Node {
+        self.clone().into_node()
+    }
+
+    /// The output tree, in the documented order, without copying the values.
+    pub fn into_node(self) -> Node {
         let mut meta = Vec::new();
         if let Some(n) = &self.name {
             meta.push(("name", Node::str(n)));
@@ -230,7 +235,15 @@ impl AgeSecret {
         }
         let mut spec = vec![
             ("scope".to_string(), Node::str(self.scope.as_str())),
-            ("encryptedData".to_string(), str_map(&self.encrypted)),
+            (
+                "encryptedData".to_string(),
+                Node::Map(
+                    self.encrypted
+                        .into_iter()
+                        .map(|(k, v)| (k, Node::Str(v)))
+                        .collect(),
+                ),
+            ),
             ("template".to_string(), Node::Map(template)),
         ];
         for (k, v) in &self.spec_extra {

@@ -147,12 +147,15 @@ pub fn run(args: SealArgs, global: &Global) -> Result<Exit> {
                 let target = resolver.target(out.as_deref())?;
                 let text = match &cfg.mode {
                     Mode::Sops(opts) => sopsdoc::seal_secret(
-                        &cfg_secret(&cfg, secret)?,
+                        &cfg_secret(&cfg, clone_secret(secret))?,
                         opts,
                         &target,
                         SopsSealOptions::from_cfg(&cfg),
                     )?,
-                    _ => tree::emit(&[seal_secret_node(&cfg, secret, &target)?], Format::Yaml),
+                    _ => tree::emit(
+                        &[seal_secret_node(&cfg, clone_secret(secret), &target)?],
+                        Format::Yaml,
+                    ),
                 };
                 outputs.push(Output { target: out, text });
             }
@@ -176,16 +179,22 @@ pub fn run(args: SealArgs, global: &Global) -> Result<Exit> {
 /// Reads and seals one input file.
 fn seal_file(cfg: &Config, f: &Path, resolver: &Resolver) -> Result<Output> {
     let input = crate::io::read_input(f)?;
-    let path = input.path.as_deref();
-    let out = cfg.dest.target(path)?;
-    let env_path = path.or(out.as_deref());
-    let text =
-        seal_input(cfg, &input.bytes, env_path, resolver).with_context(|| display_name(path))?;
+    let path = input.path;
+    let out = cfg.dest.target(path.as_deref())?;
+    let env_path = path.as_deref().or(out.as_deref());
+    let text = seal_input(cfg, input.bytes, env_path, resolver)
+        .with_context(|| display_name(path.as_deref()))?;
     Ok(Output { target: out, text })
 }
 
 /// Writes every output once all inputs succeeded: stdout outputs joined as one stream.
-fn write_outputs(outputs: Vec<Output>) -> Result<Exit> {
+fn write_outputs(mut outputs: Vec<Output>) -> Result<Exit> {
+    if let [only] = outputs.as_mut_slice()
+        && only.target.is_none()
+    {
+        write_stdout(std::mem::take(&mut only.text).as_bytes())?;
+        return Ok(Exit::Ok);
+    }
     let mut stdout = String::new();
     for out in &outputs {
         if out.target.is_none() {
@@ -209,15 +218,16 @@ fn write_outputs(outputs: Vec<Output>) -> Result<Exit> {
 /// Seals one input file's documents.
 fn seal_input(
     cfg: &Config,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     path: Option<&Path>,
     resolver: &Resolver,
 ) -> Result<String> {
     let target = resolver.target(path)?;
     if let Mode::Sops(opts) = &cfg.mode {
-        return sopsdoc::seal_bytes(bytes, opts, &target, SopsSealOptions::from_cfg(cfg));
+        return sopsdoc::seal_bytes(&bytes, opts, &target, SopsSealOptions::from_cfg(cfg));
     }
-    let (format, values) = crate::raw::parse_docs(bytes)?;
+    let (format, values) = crate::raw::parse_docs(&bytes)?;
+    drop(bytes);
     if values.is_empty() {
         return Err(user("no document to seal").into());
     }
@@ -225,25 +235,28 @@ fn seal_input(
     if secrets.is_empty() {
         return Err(user("no Secret to seal (an empty List)").into());
     }
-    let mut nodes = Vec::with_capacity(secrets.len());
-    for (i, secret) in secrets.iter().enumerate() {
-        let node = in_doc(seal_secret_node(cfg, secret, &target), i, secrets.len())?;
-        nodes.push(node);
+    let n = secrets.len();
+    let mut nodes = Vec::with_capacity(n);
+    for (i, secret) in secrets.into_iter().enumerate() {
+        nodes.push(in_doc(seal_secret_node(cfg, secret, &target), i, n)?);
     }
     Ok(tree::emit(&nodes, format))
 }
 
+fn clone_secret(s: &Secret) -> Secret {
+    Secret {
+        name: s.name.clone(),
+        namespace: s.namespace.clone(),
+        labels: s.labels.clone(),
+        annotations: s.annotations.clone(),
+        secret_type: s.secret_type.clone(),
+        immutable: s.immutable,
+        data: s.data.clone(),
+    }
+}
+
 /// Overrides applied and checks passed: the Secret as it will be sealed.
-fn cfg_secret(cfg: &Config, secret: &Secret) -> Result<Secret> {
-    let mut s = Secret {
-        name: secret.name.clone(),
-        namespace: secret.namespace.clone(),
-        labels: secret.labels.clone(),
-        annotations: secret.annotations.clone(),
-        secret_type: secret.secret_type.clone(),
-        immutable: secret.immutable,
-        data: secret.data.clone(),
-    };
+fn cfg_secret(cfg: &Config, mut s: Secret) -> Result<Secret> {
     manifest::apply_overrides(&mut s, cfg.name.as_deref(), cfg.namespace.as_deref())?;
     if let Some(t) = &cfg.secret_type {
         match &s.secret_type {
@@ -261,10 +274,12 @@ fn cfg_secret(cfg: &Config, secret: &Secret) -> Result<Secret> {
     Ok(s)
 }
 
-fn seal_secret_node(cfg: &Config, secret: &Secret, target: &Target) -> Result<Node> {
+fn seal_secret_node(cfg: &Config, secret: Secret, target: &Target) -> Result<Node> {
     let s = cfg_secret(cfg, secret)?;
     let scope = cfg.scope.unwrap_or_else(|| target.default_scope());
-    Ok(AgeSecret::seal(&s, scope, &target.recipients)?.to_node())
+    let sealed = AgeSecret::seal(&s, scope, &target.recipients)?;
+    drop(s);
+    Ok(sealed.into_node())
 }
 
 /// Options for SOPS output that come from the Secret flags.
