@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true,
     disable_help_subcommand = true,
     after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 no matching key, 4 integrity check failed,\n\
-                  5 binding mismatch, 6 already encrypted. Docs: docs/cli.md"
+                  5 binding mismatch, 6 already encrypted, 130 interrupted. Docs: docs/cli.md"
 )]
 pub struct Cli {
     /// Use this .kage.yaml instead of searching upward from the working directory [env: KAGE_CONFIG]
