@@ -22,6 +22,7 @@ pub mod selector;
 pub mod server;
 pub mod ssa;
 pub mod store;
+pub mod target;
 pub mod tls;
 pub mod validate;
 
@@ -29,3 +30,4 @@ pub use cluster::{Options, TestCluster};
 pub use error::{Error, Result};
 pub use faults::{Faults, Matcher};
 pub use server::UPSTREAM_ANNOTATION;
+pub use target::{E2E_KUBECONFIG, Target};

@@ -1213,6 +1213,7 @@ fn watch_stream(
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
     let started = ctx.state.store().watch(&rt, ns, from);
     let interval = ctx.state.config.bookmark_interval;
+    let state = ctx.state.clone();
     let render = move |kind: EventType, obj: &Value| -> Bytes {
         let obj = present(&rt, obj.clone());
         if table {
@@ -1268,6 +1269,19 @@ fn watch_stream(
                     }
                 }
                 _ = tick.tick(), if bookmarks => {
+                    // Bookmarks carry the global resourceVersion, as the real server's do, so
+                    // quiet watchers stay ahead of the history window. Every event up to it
+                    // is already in our channel (sent under the same lock that bumps it), so
+                    // drain those first.
+                    let current = state.store().resource_version();
+                    while let Ok(ev) = rx.try_recv() {
+                        if let Some(k) = filter.translate(&ev)
+                            && out_tx.send(render(k, &ev.object)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    last = last.max(current);
                     if out_tx.send(bookmark(last, false)).await.is_err() {
                         return;
                     }
@@ -1444,5 +1458,109 @@ async fn admin(
             }
         }
         _ => error_response(&not_found_path()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn query_decoding() {
+        let q = query_map(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&x"));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert!(truthy(&q, "watch"));
+        assert_eq!(q["x"], "");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn printer_column_jsonpath() {
+        let o = json!({"status": {"conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]},
+                       "spec": {"size": 3}});
+        assert_eq!(
+            cell(&o, r#".status.conditions[?(@.type=="Ready")].status"#),
+            json!("True")
+        );
+        assert_eq!(cell(&o, ".spec.size"), json!(3));
+        assert_eq!(cell(&o, ".spec.missing"), Value::Null);
+    }
+
+    #[test]
+    fn watch_filter_turns_selector_transitions_into_added_and_deleted() {
+        let f = WatchFilter {
+            labels: LabelSelector::parse("app=x").expect("selector"),
+            fields: FieldSelector::default(),
+            namespace: None,
+        };
+        let with = json!({"metadata": {"name": "a", "labels": {"app": "x"}}});
+        let without = json!({"metadata": {"name": "a"}});
+        let ev = |kind, object: &Value, old: Option<&Value>| Event {
+            rv: 1,
+            gr: (String::new(), "configmaps".into()),
+            kind,
+            object: Arc::new(object.clone()),
+            old: old.map(|o| Arc::new(o.clone())),
+        };
+        assert_eq!(
+            f.translate(&ev(EventType::Added, &with, None)),
+            Some(EventType::Added)
+        );
+        assert_eq!(f.translate(&ev(EventType::Added, &without, None)), None);
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &without, Some(&with))),
+            Some(EventType::Deleted)
+        );
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &with, Some(&without))),
+            Some(EventType::Added)
+        );
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &without, Some(&without))),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_json_yaml_and_errors() {
+        assert_eq!(
+            parse_body(b"{\"a\":1}", "application/json").expect("json"),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            parse_body(b"a: 1\nb: [x]\n", "application/apply-patch+yaml").expect("yaml"),
+            json!({"a": 1, "b": ["x"]})
+        );
+        assert_eq!(
+            parse_body(b"a: 1", "application/json").unwrap_err().code(),
+            400
+        );
+        assert_eq!(parse_body(b"", "application/json").unwrap_err().code(), 400);
+        assert_eq!(
+            parse_body(b"\xff\x00", "application/yaml")
+                .unwrap_err()
+                .code(),
+            400
+        );
+    }
+
+    #[test]
+    fn tables_have_kind_specific_columns() {
+        let reg = crate::registry::Registry::new();
+        let rt = reg.get("", "v1", "secrets").expect("secrets");
+        let t = table(
+            rt,
+            &[json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "", "b": ""}})],
+            None,
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Name", "Type", "Data", "Age"]);
+        assert_eq!(t["rows"][0]["cells"][2], 2);
     }
 }

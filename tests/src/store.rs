@@ -1286,12 +1286,14 @@ impl Store {
             if gr.0.is_empty() && gr.1 == "namespaces" {
                 obj["status"] = json!({"phase": "Terminating"});
             }
-            let stored = if first || policy == Propagation::Foreground {
+            // Deleting a terminating object again changes nothing (no new resourceVersion).
+            let stored = if Some(&obj) != self.get_raw(gr, key) {
                 self.put(gr, key, obj)
             } else {
                 obj
             };
-            if policy == Propagation::Foreground {
+            // Only on the first foreground pass: ownership cycles must not recurse forever.
+            if policy == Propagation::Foreground && first {
                 for (dgr, dkey) in deps {
                     self.delete_key(&dgr, &dkey, Propagation::Foreground);
                 }

@@ -1102,3 +1102,17 @@ async fn raw_http_semantics() {
     .await;
     assert_eq!((code, body.as_str()), (200, "ok"));
 }
+
+#[tokio::test]
+async fn target_defaults_to_the_test_cluster() {
+    // The variable is only read, never set, so parallel tests are unaffected.
+    if std::env::var_os(kage_testcluster::E2E_KUBECONFIG).is_some() {
+        return;
+    }
+    let t = kage_testcluster::Target::from_env().await.expect("target");
+    let tc = t.test_cluster().expect("local by default");
+    assert!(t.kubeconfig_path().exists());
+    assert_eq!(t.kubeconfig_path(), tc.kubeconfig_path());
+    let nss: Api<Namespace> = Api::all(t.client());
+    assert!(nss.get("kube-system").await.is_ok());
+}
