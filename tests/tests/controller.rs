@@ -332,3 +332,42 @@ async fn conflicts_are_retried_by_read_modify_write() {
     );
     let _ = cms.list(&ListParams::default()).await.expect("list");
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_sees_initial_objects_and_changes() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    let mk = |n: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": n}})).expect("cm")
+    };
+    cms.create(&PostParams::default(), &mk("early"))
+        .await
+        .expect("early");
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut init_done = false;
+    let mut names = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(init_done && names.contains("late")) {
+        let ev = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("events in time")
+            .expect("stream continues")
+            .expect("no watch error");
+        match ev {
+            watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                names.insert(o.name_any());
+            }
+            watcher::Event::InitDone => {
+                init_done = true;
+                assert!(
+                    names.contains("early"),
+                    "initial objects come before InitDone"
+                );
+                cms.create(&PostParams::default(), &mk("late"))
+                    .await
+                    .expect("late");
+            }
+            _ => {}
+        }
+    }
+}
