@@ -371,3 +371,48 @@ async fn streaming_list_watcher_sees_initial_objects_and_changes() {
         }
     }
 }
+
+#[tokio::test]
+async fn kube_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::finalizer::{Event as Fin, finalizer};
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "f"}})).expect("cm"),
+    )
+    .await
+    .expect("create");
+    let cleaned = Arc::new(AtomicUsize::new(0));
+    let run = |obj: ConfigMap| {
+        let cms = cms.clone();
+        let cleaned = cleaned.clone();
+        async move {
+            finalizer(&cms, "kage.dev/cleanup", Arc::new(obj), |ev| async move {
+                if let Fin::Cleanup(_) = ev {
+                    cleaned.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<_, kube::Error>(Action::await_change())
+            })
+            .await
+        }
+    };
+    // First pass adds the finalizer (JSON patch with a `test` against a missing field).
+    run(cms.get("f").await.expect("get"))
+        .await
+        .expect("adds finalizer");
+    let live = cms.get("f").await.expect("get");
+    assert_eq!(
+        live.metadata.finalizers.clone().unwrap_or_default(),
+        ["kage.dev/cleanup"]
+    );
+    run(live).await.expect("apply pass");
+    cms.delete("f", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let terminating = cms.get("f").await.expect("held by the finalizer");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    run(terminating).await.expect("cleanup pass");
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+    assert_eq!(status_of(cms.get("f").await.unwrap_err()).code, 404);
+}
