@@ -353,6 +353,15 @@ impl Ctx {
             .unwrap_or("application/json")
     }
 
+    /// `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (kube's
+    /// metadata API and metadata_watcher).
+    fn wants_partial(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    }
+
     fn wants_table(&self) -> bool {
         self.headers
             .get(header::ACCEPT)
@@ -601,6 +610,9 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
             if ctx.wants_table() {
                 return Ok(json_response(200, &table(&rt, &[present(&rt, obj)], None)));
             }
+            if ctx.wants_partial() {
+                return Ok(json_response(200, &partial(&obj)));
+            }
             Ok(json_response(200, &present(&rt, obj)))
         }
         "list" => {
@@ -626,6 +638,18 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
             }
             if ctx.wants_table() {
                 return Ok(json_response(200, &table(&rt, &items, Some(meta))));
+            }
+            if ctx.wants_partial() {
+                let items: Vec<Value> = items.iter().map(partial).collect();
+                return Ok(json_response(
+                    200,
+                    &json!({
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                        "items": items,
+                    }),
+                ));
             }
             Ok(json_response(
                 200,
@@ -725,6 +749,15 @@ fn not_found_path() -> Error {
         reason: "NotFound".into(),
         message: "the server could not find the requested resource".into(),
     }
+}
+
+/// The PartialObjectMetadata form of an object.
+fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
 }
 
 /// An object as served in the requested version.
@@ -1203,6 +1236,7 @@ fn watch_stream(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let table = ctx.wants_table();
+    let partial_only = ctx.wants_partial();
     let filter = WatchFilter {
         labels,
         fields,
@@ -1218,6 +1252,8 @@ fn watch_stream(
         let obj = present(&rt, obj.clone());
         if table {
             watch_line(kind.as_str(), &self::table(&rt, &[obj], None))
+        } else if partial_only {
+            watch_line(kind.as_str(), &partial(&obj))
         } else {
             watch_line(kind.as_str(), &obj)
         }

@@ -416,3 +416,42 @@ async fn kube_finalizer_helper_adds_and_removes_its_finalizer() {
     assert_eq!(cleaned.load(Ordering::SeqCst), 1);
     assert_eq!(status_of(cms.get("f").await.unwrap_err()).code, 404);
 }
+
+#[tokio::test]
+async fn metadata_api_and_metadata_watcher() {
+    use kube::core::PartialObjectMeta;
+    let c = cluster().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.client(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "stringData": {"k": "v"}}),
+            )
+            .expect("s"),
+        )
+        .await
+        .expect("create");
+    let meta = secrets.get_metadata("m").await.expect("metadata");
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(meta.metadata.labels.unwrap_or_default()["a"], "b");
+    let list = secrets
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list metadata");
+    assert_eq!(list.items.len(), 1);
+    let meta_api: Api<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        Api::namespaced(c.client(), "default");
+    let mut stream = watcher(meta_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("in time")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(first.name_any(), "m");
+}
