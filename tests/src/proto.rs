@@ -17,6 +17,7 @@ enum F {
     Int,
     Bool,
     Time,
+    IntOrString,
     Msg(&'static [Field]),
     MapStr,
     MapBytes,
@@ -152,6 +153,8 @@ const SERVICE_PORT: &[Field] = &[
     (1, "name", F::Str),
     (2, "protocol", F::Str),
     (3, "port", F::Int),
+    (4, "targetPort", F::IntOrString),
+    (5, "nodePort", F::Int),
 ];
 const SERVICE_SPEC: &[Field] = &[
     (1, "ports", F::RepMsg(SERVICE_PORT)),
@@ -287,6 +290,22 @@ fn time(b: &[u8]) -> Result<Value> {
         .unwrap_or(Value::Null))
 }
 
+/// intstr.IntOrString: type (0 int, 1 string), intVal, strVal.
+fn int_or_string(b: &[u8]) -> Result<Value> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let (mut ty, mut i, mut s) = (0u64, 0i64, String::new());
+    while !r.done() {
+        let key = r.varint()?;
+        match (key >> 3, key & 7) {
+            (1, 0) => ty = r.varint()?,
+            (2, 0) => i = r.varint()? as i64,
+            (3, 2) => s = utf8(r.bytes()?)?,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(if ty == 1 { json!(s) } else { json!(i) })
+}
+
 fn message(b: &[u8], schema: &[Field]) -> Result<Value> {
     let mut r = Reader { buf: b, pos: 0 };
     let mut out = Map::new();
@@ -320,6 +339,9 @@ fn message(b: &[u8], schema: &[Field]) -> Result<Value> {
                 if !t.is_null() {
                     out.insert(name, t);
                 }
+            }
+            (F::IntOrString, 2) => {
+                out.insert(name, int_or_string(r.bytes()?)?);
             }
             (F::Msg(s), 2) => {
                 out.insert(name, message(r.bytes()?, s)?);

@@ -288,6 +288,17 @@ fn create_replace_conflict_delete() {
     );
     s.ok(&["create", "configmap", "settings", "--from-literal=k=v"]);
     s.ok(&["create", "namespace", "team"]);
+    s.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8080"
+    );
     s.ok(&["create", "-n", "team", "serviceaccount", "bot"]);
     let f = s.write(
         "cm.yaml",
