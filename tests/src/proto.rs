@@ -121,6 +121,13 @@ const SSAR: &[Field] = &[
     (2, "spec", F::Msg(SSAR_SPEC)),
 ];
 
+const SSRR_SPEC: &[Field] = &[(1, "namespace", F::Str)];
+const SSRR: &[Field] = &[
+    (1, "metadata", F::Msg(OBJECT_META)),
+    (2, "spec", F::Msg(SSRR_SPEC)),
+];
+const SSR: &[Field] = &[(1, "metadata", F::Msg(OBJECT_META))];
+
 const POLICY_RULE: &[Field] = &[
     (1, "verbs", F::RepStr),
     (2, "apiGroups", F::RepStr),
@@ -177,6 +184,8 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "ServiceAccount" => SERVICE_ACCOUNT,
         "TokenRequest" => TOKEN_REQUEST,
         "SelfSubjectAccessReview" => SSAR,
+        "SelfSubjectRulesReview" => SSRR,
+        "SelfSubjectReview" => SSR,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "Service" => SERVICE,

@@ -357,6 +357,30 @@ impl Registry {
         );
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
+        let mut ssrr = builtin(
+            "authorization.k8s.io",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            &[],
+            &[],
+            false,
+            &[],
+        );
+        ssrr.verbs = vec!["create".into()];
+        types.push(ssrr);
+        let mut ssr = builtin(
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+            &[],
+            &[],
+            false,
+            &[],
+        );
+        ssr.verbs = vec!["create".into()];
+        types.push(ssr);
         let mut reg = Registry {
             types: BTreeMap::new(),
         };

@@ -822,6 +822,42 @@ fn create(
     if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectaccessreviews" {
         return Ok(json_response(201, &self_subject_access_review(ctx, body)?));
     }
+    if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectrulesreviews" {
+        let ns = body
+            .pointer("/spec/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let store = ctx.state.store();
+        let policy = Policy {
+            roles: store.all_of("rbac.authorization.k8s.io", "roles"),
+            cluster_roles: store.all_of("rbac.authorization.k8s.io", "clusterroles"),
+            role_bindings: store.all_of("rbac.authorization.k8s.io", "rolebindings"),
+            cluster_role_bindings: store.all_of("rbac.authorization.k8s.io", "clusterrolebindings"),
+        };
+        let (rules, non) = rbac::rules_for(&policy, &ctx.user, &ns);
+        return Ok(json_response(
+            201,
+            &json!({
+                "kind": "SelfSubjectRulesReview",
+                "apiVersion": "authorization.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "spec": {"namespace": ns},
+                "status": {"resourceRules": rules, "nonResourceRules": non, "incomplete": false},
+            }),
+        ));
+    }
+    if rt.group == "authentication.k8s.io" && rt.plural == "selfsubjectreviews" {
+        return Ok(json_response(
+            201,
+            &json!({
+                "kind": "SelfSubjectReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "status": {"userInfo": {"username": ctx.user.name, "groups": ctx.user.groups}},
+            }),
+        ));
+    }
     if sub == "token" {
         let name = name.unwrap_or_default();
         let token = ctx.state.store().issue_token(ns, name)?;

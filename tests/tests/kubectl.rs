@@ -569,6 +569,17 @@ fn tokens_and_auth_can_i_as_service_account() {
         "yes"
     );
     no(&["auth", "can-i", "delete", "secrets", "--as", sa]);
+    let list = s.ok(&["auth", "can-i", "--list", "--as", sa]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("secrets ") && l.contains("[get list]")),
+        "{list}"
+    );
+    let whoami = s.ok(&["auth", "whoami", "--as", sa]);
+    assert!(
+        whoami.contains(sa) && whoami.contains("system:serviceaccounts:kage-system"),
+        "{whoami}"
+    );
     // With the token itself.
     let tok = format!("--token={token}");
     assert_eq!(
