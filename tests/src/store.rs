@@ -364,11 +364,16 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// List with selectors and paging. Pages read the live state (no snapshot).
+    /// List with selectors and paging. Pages read the live state (no snapshot), but every
+    /// page reports the first page's resourceVersion, so a watch started from it replays
+    /// whatever changed during the paging.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>, q: &ListQuery) -> Result<Page> {
-        let start: Option<Key> = match &q.continue_token {
-            Some(t) => Some(decode_continue(t, self.history_floor)?),
-            None => None,
+        let (list_rv, start): (u64, Option<Key>) = match &q.continue_token {
+            Some(t) => {
+                let (rv, key) = decode_continue(t, self.history_floor)?;
+                (rv, Some(key))
+            }
+            None => (self.rv, None),
         };
         let empty = BTreeMap::new();
         let map = self.objects.get(&gr_of(rt)).unwrap_or(&empty);
@@ -403,13 +408,13 @@ impl Store {
             items.push(v.clone());
         }
         let continue_token = if remaining > 0 {
-            last.map(|k| encode_continue(self.rv, &k))
+            last.map(|k| encode_continue(list_rv, &k))
         } else {
             None
         };
         Ok(Page {
             items,
-            resource_version: self.rv,
+            resource_version: list_rv,
             remaining: continue_token.as_ref().map(|_| remaining),
             continue_token,
         })
@@ -1582,7 +1587,7 @@ fn encode_continue(rv: u64, key: &Key) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(token: &str, floor: u64) -> Result<Key> {
+fn decode_continue(token: &str, floor: u64) -> Result<(u64, Key)> {
     let bad = || Error::BadRequest("continue key is not valid: invalid continue token".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -1595,14 +1600,17 @@ fn decode_continue(token: &str, floor: u64) -> Result<Key> {
         ));
     }
     Ok((
-        v.get("ns")
-            .and_then(Value::as_str)
-            .ok_or_else(bad)?
-            .to_string(),
-        v.get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(bad)?
-            .to_string(),
+        rv,
+        (
+            v.get("ns")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?
+                .to_string(),
+            v.get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?
+                .to_string(),
+        ),
     ))
 }
 
@@ -1953,6 +1961,27 @@ mod tests {
             }
         }
         assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+        // Later pages keep the first page's resourceVersion, even across writes.
+        let first = s
+            .list(
+                &rt,
+                Some("default"),
+                &ListQuery {
+                    limit: 2,
+                    ..Default::default()
+                },
+            )
+            .expect("p1");
+        s.create(&rt, "default", json!({"metadata": {"name": "zz"}}), &opts())
+            .expect("write");
+        let q2 = ListQuery {
+            limit: 2,
+            continue_token: first.continue_token.clone(),
+            ..Default::default()
+        };
+        let second = s.list(&rt, Some("default"), &q2).expect("p2");
+        assert_eq!(second.resource_version, first.resource_version);
+        assert!(s.resource_version() > first.resource_version);
     }
 
     #[test]
