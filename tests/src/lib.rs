@@ -18,6 +18,7 @@ pub mod patch;
 pub mod proto;
 pub mod rbac;
 pub mod registry;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod ssa;

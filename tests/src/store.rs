@@ -810,6 +810,11 @@ impl Store {
             }
             _ => {}
         }
+        if rt.is_custom()
+            && let Some(schema) = &rt.schema
+        {
+            causes.extend(crate::schema::apply(obj, schema));
+        }
         if let Some(o) = old
             && rt.group.is_empty()
             && (rt.plural == "secrets" || rt.plural == "configmaps")

@@ -455,3 +455,55 @@ async fn metadata_api_and_metadata_watcher() {
         .expect("ok");
     assert_eq!(first.name_any(), "m");
 }
+
+#[tokio::test]
+async fn crd_schema_prunes_and_validates() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let c = cluster().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.client());
+    crds.create(&PostParams::default(), &Gadget::crd())
+        .await
+        .expect("crd");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("test.kage.dev", "v1", "Gadget"),
+        "gadgets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &ar);
+    let mk = |spec: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "test.kage.dev/v1", "kind": "Gadget",
+            "metadata": {"name": "g"}, "spec": spec}))
+        .expect("obj")
+    };
+    let st = status_of(
+        api.create(&PostParams::default(), &mk(json!({"value": 5})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(st.code, 422);
+    assert_eq!(
+        st.message,
+        r#"Gadget.test.kage.dev "g" is invalid: spec.value: Invalid value: "integer": spec.value in body must be of type string: "integer""#
+    );
+    let st = status_of(
+        api.create(&PostParams::default(), &mk(json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        st.message.contains("spec.value: Required value"),
+        "{}",
+        st.message
+    );
+    let ok = api
+        .create(
+            &PostParams::default(),
+            &mk(json!({"value": "x", "unknown": true})),
+        )
+        .await
+        .expect("valid");
+    assert_eq!(
+        ok.data["spec"],
+        json!({"value": "x"}),
+        "unknown fields are pruned"
+    );
+}
