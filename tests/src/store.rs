@@ -857,15 +857,16 @@ impl Store {
         }
         let rv = md(&body, "resourceVersion");
         if rv.is_empty() && rt.is_custom() {
-            return Err(Error::invalid(
-                &rt.kind,
-                name,
-                Cause::invalid(
+            return Err(Error::Invalid {
+                kind: rt.kind.clone(),
+                group: rt.group.clone(),
+                name: name.to_string(),
+                causes: vec![Cause::new(
+                    "FieldValueInvalid",
                     "metadata.resourceVersion",
-                    "0x0",
-                    "must be specified for an update",
-                ),
-            ));
+                    "Invalid value: 0x0: must be specified for an update",
+                )],
+            });
         }
         if !rv.is_empty() && rv != md(&old, "resourceVersion") {
             return Err(Error::stale(&rt.qualified(), name));
@@ -1124,14 +1125,15 @@ impl Store {
         if old.pointer("/metadata/deletionTimestamp").is_some() {
             let old_f = finalizers(old);
             if finalizers(&new).iter().any(|f| !old_f.contains(f)) {
-                return Err(Error::invalid(
-                    &rt.kind,
-                    &name,
-                    Cause::forbidden(
+                return Err(Error::Invalid {
+                    kind: rt.kind.clone(),
+                    group: rt.group.clone(),
+                    name: name.clone(),
+                    causes: vec![Cause::forbidden(
                         "metadata.finalizers",
                         "no new finalizers can be added if the object is being deleted",
-                    ),
-                ));
+                    )],
+                });
             }
         }
         self.normalize(rt, Some(old), &mut new)?;
