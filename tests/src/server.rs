@@ -38,6 +38,8 @@ pub struct ServerConfig {
     /// Requests without credentials act as the admin (plain-HTTP mode, like the old
     /// insecure port: client-go sends no bearer token over plain HTTP).
     pub anonymous_is_admin: bool,
+    /// Print `METHOD URI -> STATUS` for every request on stderr.
+    pub log_requests: bool,
 }
 
 /// Shared server state.
@@ -140,6 +142,17 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
+    if !state.config.log_requests {
+        return serve_request(state, req).await;
+    }
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let line = format!("{} {target}", req.method());
+    let resp = serve_request(state, req).await;
+    eprintln!("kage-testcluster: {line} -> {}", resp.status().as_u16());
+    resp
+}
+
+async fn serve_request(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = query_map(parts.uri.query());
