@@ -196,7 +196,8 @@ impl Default for StoreConfig {
 pub struct Store {
     /// Served resources.
     pub registry: Registry,
-    objects: HashMap<Gr, BTreeMap<Key, Value>>,
+    // Shared with the watch history (one copy of each object version in memory).
+    objects: HashMap<Gr, BTreeMap<Key, Arc<Value>>>,
     rv: u64,
     history: VecDeque<Arc<Event>>,
     history_floor: u64,
@@ -347,20 +348,23 @@ impl Store {
         self.objects
             .get(&gr_of(rt))
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
-            .cloned()
+            .map(|a| (**a).clone())
             .ok_or_else(|| Error::not_found(&rt.qualified(), name))
     }
 
     /// Read by (group, plural) without a registry entry.
     pub fn get_raw(&self, gr: &Gr, key: &Key) -> Option<&Value> {
-        self.objects.get(gr).and_then(|m| m.get(key))
+        self.objects
+            .get(gr)
+            .and_then(|m| m.get(key))
+            .map(|a| a.as_ref())
     }
 
     /// All objects of a resource (RBAC evaluation, tests).
     pub fn all_of(&self, group: &str, plural: &str) -> Vec<&Value> {
         self.objects
             .get(&(group.to_string(), plural.to_string()))
-            .map(|m| m.values().collect())
+            .map(|m| m.values().map(|a| a.as_ref()).collect())
             .unwrap_or_default()
     }
 
@@ -377,7 +381,7 @@ impl Store {
         };
         let empty = BTreeMap::new();
         let map = self.objects.get(&gr_of(rt)).unwrap_or(&empty);
-        let range: Box<dyn Iterator<Item = (&Key, &Value)>> = match (&start, ns) {
+        let range: Box<dyn Iterator<Item = (&Key, &Arc<Value>)>> = match (&start, ns) {
             (Some(k), _) => Box::new(map.range((
                 std::ops::Bound::Excluded(k.clone()),
                 std::ops::Bound::Unbounded,
@@ -405,7 +409,7 @@ impl Store {
                 continue;
             }
             last = Some(k.clone());
-            items.push(v.clone());
+            items.push((**v).clone());
         }
         let continue_token = if remaining > 0 {
             last.map(|k| encode_continue(list_rv, &k))
@@ -458,7 +462,7 @@ impl Store {
                                 .unwrap_or(0),
                             gr: gr.clone(),
                             kind: EventType::Added,
-                            object: Arc::new(v.clone()),
+                            object: v.clone(),
                             old: None,
                         })
                     })
@@ -490,13 +494,13 @@ impl Store {
         self.watchers.iter().filter(|w| !w.tx.is_closed()).count()
     }
 
-    fn record(&mut self, gr: Gr, kind: EventType, object: Value, old: Option<Value>) {
+    fn record(&mut self, gr: Gr, kind: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
         let ev = Arc::new(Event {
             rv: self.rv,
             gr,
             kind,
-            object: Arc::new(object),
-            old: old.map(Arc::new),
+            object,
+            old,
         });
         self.watchers.retain(|w| {
             if w.gr != ev.gr {
@@ -547,24 +551,25 @@ impl Store {
     fn put(&mut self, gr: &Gr, key: &Key, mut obj: Value) -> Value {
         self.rv += 1;
         md_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let shared = Arc::new(obj);
         let old = self
             .objects
             .entry(gr.clone())
             .or_default()
-            .insert(key.clone(), obj.clone());
-        self.index(gr, key, old.as_ref(), Some(&obj));
+            .insert(key.clone(), shared.clone());
+        self.index(gr, key, old.as_deref(), Some(&shared));
         let kind = if old.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.record(gr.clone(), kind, obj.clone(), old);
-        obj
+        self.record(gr.clone(), kind, shared.clone(), old);
+        (*shared).clone()
     }
 
     /// Remove an object for good: DELETED event, then queue GC/namespace/CRD follow-ups.
     fn remove(&mut self, gr: &Gr, key: &Key) -> Option<Value> {
-        let mut obj = self.objects.get_mut(gr)?.remove(key)?;
+        let mut obj = Arc::unwrap_or_clone(self.objects.get_mut(gr)?.remove(key)?);
         self.rv += 1;
         md_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         self.index(gr, key, Some(&obj), None);
@@ -592,7 +597,7 @@ impl Store {
                 .collect();
             self.watchers.retain(|w| !gone.contains(&w.gr));
         }
-        self.record(gr.clone(), EventType::Deleted, obj.clone(), None);
+        self.record(gr.clone(), EventType::Deleted, Arc::new(obj.clone()), None);
         Some(obj)
     }
 
