@@ -1947,6 +1947,20 @@ mod tests {
     }
 
     #[test]
+    fn stored_objects_serialize_with_sorted_keys() {
+        // Guards against serde_json's `preserve_order` being enabled anywhere in the build:
+        // the real server writes custom resources with sorted keys.
+        let mut s = store();
+        let rt = s.registry.get("", "v1", "configmaps").cloned().expect("cm");
+        let obj =
+            serde_json::from_str::<Value>(r#"{"metadata":{"name":"k"},"data":{"z":"1","a":"2"}}"#)
+                .expect("json");
+        let stored = s.create(&rt, "default", obj, &opts()).expect("create");
+        let text = stored["data"].to_string();
+        assert_eq!(text, r#"{"a":"2","z":"1"}"#);
+    }
+
+    #[test]
     fn paging() {
         let mut s = store();
         let rt = secrets(&s);
