@@ -1577,6 +1577,10 @@ fn split_status(rt: &ResourceType, old: &Value, mut new: Value, sub: &str) -> Va
                 }
             }
         }
+        // Keep the writer's managedFields (server-side apply to /status computed them).
+        if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
+            md_mut(&mut out).insert("managedFields".into(), mf);
+        }
         return out;
     }
     if rt.status_subresource
@@ -1958,6 +1962,86 @@ mod tests {
         let stored = s.create(&rt, "default", obj, &opts()).expect("create");
         let text = stored["data"].to_string();
         assert_eq!(text, r#"{"a":"2","z":"1"}"#);
+    }
+
+    #[test]
+    fn status_apply_tracks_and_removes_its_fields() {
+        let mut s = store();
+        let crdrt = s
+            .registry
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .cloned()
+            .expect("crd");
+        let crd = json!({"metadata": {"name": "things.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"kind": "Thing", "plural": "things"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        s.create(&crdrt, "", crd, &opts()).expect("crd");
+        let rt = s
+            .registry
+            .get("example.com", "v1", "things")
+            .cloned()
+            .expect("rt");
+        s.create(
+            &rt,
+            "default",
+            json!({"metadata": {"name": "t"}, "spec": {}}),
+            &opts(),
+        )
+        .expect("cr");
+        let ctl = WriteOptions {
+            manager: "ctl".into(),
+            ..opts()
+        };
+        let apply =
+            |st: Value| json!({"apiVersion": "example.com/v1", "kind": "Thing", "status": st});
+        let a = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1, "b": 2})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("status apply");
+        assert_eq!(a["status"], json!({"a": 1, "b": 2}));
+        let entry = ssa::read_entries(&a)
+            .into_iter()
+            .find(|e| e.manager == "ctl")
+            .expect("entry");
+        assert_eq!(
+            (entry.operation.as_str(), entry.subresource.as_str()),
+            ("Apply", "status")
+        );
+        let b = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("drop b");
+        assert_eq!(b["status"], json!({"a": 1}));
+        let again = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("no-op");
+        assert_eq!(md(&again, "resourceVersion"), md(&b, "resourceVersion"));
     }
 
     #[test]
