@@ -344,6 +344,27 @@ impl Registry {
                 false,
                 &[],
             ),
+            // `kubectl describe namespace` lists these.
+            builtin(
+                "",
+                "ResourceQuota",
+                "resourcequotas",
+                true,
+                &["quota"],
+                &[],
+                true,
+                &[],
+            ),
+            builtin(
+                "",
+                "LimitRange",
+                "limitranges",
+                true,
+                &["limits"],
+                &[],
+                false,
+                &[],
+            ),
         ]);
         let mut ssar = builtin(
             "authorization.k8s.io",

@@ -288,6 +288,10 @@ fn create_replace_conflict_delete() {
     );
     s.ok(&["create", "configmap", "settings", "--from-literal=k=v"]);
     s.ok(&["create", "namespace", "team"]);
+    let described = s.ok(&["describe", "namespace", "team"]);
+    assert!(described.contains("Status:       Active"), "{described}");
+    let described = s.ok(&["describe", "secret", "db"]);
+    assert!(described.contains("user:  5 bytes"), "{described}");
     s.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
     assert_eq!(
         s.ok(&[
