@@ -876,6 +876,20 @@ impl Store {
         if !rv.is_empty() && rv != md(&old, "resourceVersion") {
             return Err(Error::stale(&rt.qualified(), name));
         }
+        // A uid in the body is a precondition (the object may have been recreated).
+        let uid = md(&body, "uid");
+        if !uid.is_empty() && uid != md(&old, "uid") {
+            return Err(Error::Conflict {
+                resource: rt.qualified(),
+                name: name.to_string(),
+                message: format!(
+                    "Operation cannot be fulfilled on {} {name:?}: Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    rt.qualified(),
+                    md(&old, "uid")
+                ),
+                causes: vec![],
+            });
+        }
         let new = split_status(rt, &old, body, sub);
         self.finish_write(rt, ns, &old, new, sub, opts, true)
     }
@@ -1837,6 +1851,16 @@ mod tests {
             .expect("update");
         assert_ne!(md(&after, "resourceVersion"), rv1);
         assert_eq!(after.pointer("/metadata/generation"), Some(&json!(2)));
+        // A uid from an earlier incarnation is a failed precondition.
+        let mut other = after.clone();
+        other["metadata"]["uid"] = json!("someone-else");
+        let err = s
+            .update(&rt, "default", "x", other, "", &opts())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Precondition failed: UID"),
+            "{err}"
+        );
         // Stale resourceVersion.
         let err = s
             .update(&rt, "default", "x", changed, "", &opts())
