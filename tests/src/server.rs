@@ -679,15 +679,15 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
         "update" => {
             let body = ctx.body_json()?;
             let opts = ctx.write_options(&rt.api_version());
-            let obj = ctx.state.store().update(
-                &rt,
-                ns_str,
-                name.unwrap_or_default(),
-                body,
-                sub,
-                &opts,
-            )?;
-            Ok(json_response(200, &present(&rt, obj)))
+            let name = name.unwrap_or_default();
+            let mut store = ctx.state.store();
+            let existed = store.get(&rt, ns_str, name).is_ok();
+            let obj = store.update(&rt, ns_str, name, body, sub, &opts)?;
+            drop(store);
+            Ok(json_response(
+                if existed { 200 } else { 201 },
+                &present(&rt, obj),
+            ))
         }
         "patch" => {
             let ct = ctx

@@ -848,7 +848,35 @@ impl Store {
         sub: &str,
         opts: &WriteOptions,
     ) -> Result<Value> {
-        let old = self.get(rt, ns, name)?;
+        let old = match self.get(rt, ns, name) {
+            Ok(o) => o,
+            // Leases, Events and Services allow create-on-update, as on a real server
+            // (leader-election clients rely on it).
+            Err(Error::NotFound { .. })
+                if sub.is_empty()
+                    && md(&body, "resourceVersion").is_empty()
+                    && matches!(
+                        (rt.group.as_str(), rt.plural.as_str()),
+                        ("coordination.k8s.io", "leases")
+                            | ("", "events")
+                            | ("events.k8s.io", "events")
+                            | ("", "services")
+                    ) =>
+            {
+                let mut body = body;
+                if body.is_object() && md(&body, "name").is_empty() {
+                    md_mut(&mut body).insert("name".into(), json!(name));
+                }
+                if md(&body, "name") != name {
+                    return Err(Error::BadRequest(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        md(&body, "name")
+                    )));
+                }
+                return self.create(rt, ns, body, opts);
+            }
+            Err(e) => return Err(e),
+        };
         if !body.is_object() {
             return Err(Error::BadRequest(
                 "the body of the request must be a JSON object".into(),
@@ -2066,6 +2094,39 @@ mod tests {
             )
             .expect("no-op");
         assert_eq!(md(&again, "resourceVersion"), md(&b, "resourceVersion"));
+    }
+
+    #[test]
+    fn leases_allow_create_on_update() {
+        let mut s = store();
+        let rt = s
+            .registry
+            .get("coordination.k8s.io", "v1", "leases")
+            .cloned()
+            .expect("leases");
+        let l = s
+            .update(
+                &rt,
+                "default",
+                "leader",
+                json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}),
+                "",
+                &opts(),
+            )
+            .expect("created by PUT");
+        assert_eq!(l["spec"]["holderIdentity"], "a");
+        let cm = s.registry.get("", "v1", "configmaps").cloned().expect("cm");
+        let err = s
+            .update(
+                &cm,
+                "default",
+                "nope",
+                json!({"metadata": {"name": "nope"}}),
+                "",
+                &opts(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), 404);
     }
 
     #[test]
