@@ -369,3 +369,59 @@ fn reencrypt_sorts_a_hand_edited_sops_agesecret() {
         .ok();
     assert!(s.contains("aaa: x"), "{s}");
 }
+
+#[test]
+fn json_secrets_both_ways_and_clear_values_are_caught() {
+    let (dir, r) = sops_dir();
+    dir.write(
+        "s.json",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"prod"},"stringData":{"password":"s3cr3t"}}"#,
+    );
+    // real sops → kage
+    let enc = dir
+        .command(
+            sops(),
+            &[
+                "-e",
+                "--age",
+                &r,
+                "--encrypted-regex",
+                "^(data|stringData)$",
+                "s.json",
+            ],
+        )
+        .run()
+        .ok();
+    dir.write("e.json", &enc);
+    let plain = dir.kage(&["unseal", "e.json", "-i", "key.txt"]).run().ok();
+    assert!(
+        plain.trim_start().starts_with('{') && plain.contains("s3cr3t"),
+        "{plain}"
+    );
+    // kage → real sops
+    let out = dir.kage(&["seal", "--sops", "s.json", "-r", &r]).run().ok();
+    dir.write("k.json", &out);
+    let plain = dir
+        .command(sops(), &["-d", "k.json"])
+        .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
+        .run()
+        .ok();
+    assert!(plain.contains("s3cr3t"), "{plain}");
+    // a value put back in clear is reported without a key, and breaks the MAC with one
+    let yaml = dir
+        .kage(&["seal", "--sops", "-r", &r])
+        .stdin(secret_yaml("db", "prod"))
+        .run()
+        .ok();
+    let line = yaml.lines().find(|l| l.contains("username: ENC[")).unwrap();
+    dir.write("leak.yaml", yaml.replace(line, "    username: admin"));
+    let v = dir.kage(&["validate", "leak.yaml"]).run();
+    assert_eq!(v.code, 1, "{}", v.out());
+    assert!(
+        v.out().contains("stringData.username is in clear"),
+        "{}",
+        v.out()
+    );
+    let v = dir.kage(&["validate", "leak.yaml", "-i", "key.txt"]).run();
+    assert_ne!(v.code, 0, "{}", v.out());
+}
