@@ -108,6 +108,36 @@ fn helm_values_with_selection_flags() {
         .run()
         .ok();
     assert!(plain.contains("password_secret: s3cr3t"), "{plain}");
+    // set and unset by dotted path keep the other ciphertexts
+    let host_line = |t: &str| t.lines().find(|l| l.contains("host:")).unwrap().to_string();
+    dir.kage(&[
+        "set",
+        "v.enc.yaml",
+        "db.token_secret",
+        "t0k",
+        "-i",
+        "key.txt",
+    ])
+    .run()
+    .ok();
+    dir.kage(&["unset", "v.enc.yaml", "db.password_secret", "-i", "key.txt"])
+        .run()
+        .ok();
+    let after = dir.read("v.enc.yaml");
+    assert_eq!(host_line(&out), host_line(&after));
+    let plain = dir
+        .command(sops(), &["-d", "v.enc.yaml"])
+        .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
+        .run()
+        .ok();
+    assert!(
+        plain.contains("token_secret: t0k") && !plain.contains("password_secret"),
+        "{plain}"
+    );
+    assert!(!after.contains("t0k"), "{after}");
+    dir.kage(&["unset", "v.enc.yaml", "db.nope", "-i", "key.txt"])
+        .run()
+        .fails(1);
     // JSON with the sops defaults
     dir.write("v.json", "{\"a\": \"s3cr3t\", \"b_unencrypted\": 1}");
     let out = dir.kage(&["seal", "--sops", "v.json", "-r", &r]).run().ok();
