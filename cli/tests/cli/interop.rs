@@ -114,7 +114,7 @@ fn helm_values_with_selection_flags() {
         "set",
         "v.enc.yaml",
         "db.token_secret",
-        "t0k",
+        "t0k-plain-value",
         "-i",
         "key.txt",
     ])
@@ -131,10 +131,10 @@ fn helm_values_with_selection_flags() {
         .run()
         .ok();
     assert!(
-        plain.contains("token_secret: t0k") && !plain.contains("password_secret"),
+        plain.contains("token_secret: t0k-plain-value") && !plain.contains("password_secret"),
         "{plain}"
     );
-    assert!(!after.contains("t0k"), "{after}");
+    assert!(!after.contains("t0k-plain-value"), "{after}");
     dir.kage(&["unset", "v.enc.yaml", "db.nope", "-i", "key.txt"])
         .run()
         .fails(1);
