@@ -68,6 +68,20 @@ impl Node {
         }
     }
 
+    /// Overwrites every string in the tree (for trees that held plaintext).
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            Node::Map(m) => m.iter_mut().for_each(|(k, v)| {
+                k.zeroize();
+                v.wipe();
+            }),
+            Node::Seq(s) => s.iter_mut().for_each(Node::wipe),
+            Node::Str(s) | Node::Num(s) => s.zeroize(),
+            Node::Bool(_) | Node::Null => {}
+        }
+    }
+
     /// Roughly how many bytes this node takes when emitted (to size the output buffer once).
     fn size_hint(&self) -> usize {
         match self {

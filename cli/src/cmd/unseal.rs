@@ -116,5 +116,7 @@ pub fn unseal_bytes(
         };
         nodes.push(in_doc(node, i, values.len())?);
     }
-    Ok(Zeroizing::new(tree::emit(&nodes, format)))
+    let text = Zeroizing::new(tree::emit(&nodes, format));
+    nodes.iter_mut().for_each(tree::Node::wipe);
+    Ok(text)
 }
