@@ -290,6 +290,9 @@ pub struct SopsConfigArgs {
     /// Write here instead of .sops.yaml beside .kage.yaml (`-` for stdout)
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write nothing; fail when the file differs from what would be written (for CI)
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[cfg(test)]

@@ -69,7 +69,9 @@ pub fn read_stdin() -> Result<Input> {
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let ctx = || format!("reading {}", path.display());
     let file = fs::File::open(path).with_context(ctx)?;
-    let mut bytes = Vec::new();
+    // sized from the metadata: no regrowing (and no copies) for large inputs
+    let len = file.metadata().map_or(0, |m| m.len()).min(MAX_INPUT);
+    let mut bytes = Vec::with_capacity(len as usize + 1);
     file.take(MAX_INPUT + 1)
         .read_to_end(&mut bytes)
         .with_context(ctx)?;

@@ -117,7 +117,8 @@ pub fn seal_bytes(
                 return Err(user("--as-agesecret needs every document to be a Secret").into());
             }
             let scope = so.scope.unwrap_or_else(|| target.default_scope());
-            return seal_agesecrets(&checked, scope, opts, target, format);
+            let enc = seal_agesecrets(&checked, scope, opts, target)?;
+            return emit_sops(&enc, format);
         }
         let mut it = checked.iter();
         for doc in docs.iter_mut().filter(|d| kind(d) == Some("Secret")) {
@@ -208,13 +209,8 @@ pub fn seal_secret(
 ) -> Result<String> {
     if opts.as_agesecret {
         let scope = so.scope.unwrap_or_else(|| target.default_scope());
-        return seal_agesecrets(
-            std::slice::from_ref(secret),
-            scope,
-            opts,
-            target,
-            Format::Yaml,
-        );
+        let enc = seal_agesecrets(std::slice::from_ref(secret), scope, opts, target)?;
+        return emit_sops(&enc, Format::Yaml);
     }
     let doc = to_core(&secret_to_node(secret, true));
     let enc = sops::encrypt(
@@ -235,8 +231,7 @@ fn seal_agesecrets(
     scope: Scope,
     opts: &SopsArgs,
     target: &Target,
-    format: Format,
-) -> Result<String> {
+) -> Result<Vec<Document>> {
     if opts.encrypted_regex.is_some()
         || opts.encrypted_suffix.is_some()
         || opts.unencrypted_regex.is_some()
@@ -264,7 +259,7 @@ fn seal_agesecrets(
             mac_only_encrypted: true,
         },
     )?;
-    emit_sops(&enc, format)
+    Ok(enc)
 }
 
 fn agesecret_node(s: &Secret, scope: Scope) -> Node {

@@ -68,6 +68,31 @@ impl Node {
         }
     }
 
+    /// Overwrites every string in the tree (for trees that held plaintext).
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            Node::Map(m) => m.iter_mut().for_each(|(k, v)| {
+                k.zeroize();
+                v.wipe();
+            }),
+            Node::Seq(s) => s.iter_mut().for_each(Node::wipe),
+            Node::Str(s) | Node::Num(s) => s.zeroize(),
+            Node::Bool(_) | Node::Null => {}
+        }
+    }
+
+    /// Roughly how many bytes this node takes when emitted (to size the output buffer once).
+    fn size_hint(&self) -> usize {
+        match self {
+            Node::Map(m) => m.iter().map(|(k, v)| k.len() + 8 + v.size_hint()).sum(),
+            Node::Seq(s) => s.iter().map(|v| 8 + v.size_hint()).sum(),
+            Node::Str(s) => s.len() + 4,
+            Node::Num(n) => n.len(),
+            Node::Bool(_) | Node::Null => 5,
+        }
+    }
+
     fn is_empty_collection(&self) -> bool {
         matches!(self, Node::Map(m) if m.is_empty()) || matches!(self, Node::Seq(s) if s.is_empty())
     }
@@ -76,7 +101,7 @@ impl Node {
 /// Emits documents in `format`: YAML documents are separated by `---`; several JSON documents
 /// are written one after the other (a JSON stream, which `kubectl apply -f` reads too).
 pub fn emit(docs: &[Node], format: Format) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(docs.iter().map(Node::size_hint).sum());
     for (i, doc) in docs.iter().enumerate() {
         match format {
             Format::Yaml => {

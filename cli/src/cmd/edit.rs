@@ -30,7 +30,9 @@ pub fn run(args: EditArgs, global: &Global) -> Result<Exit> {
             let old = ags
                 .open(&ring)
                 .with_context(|| args.file.display().to_string())?;
-            let plain = Zeroizing::new(tree::emit(&[secret_to_node(&old, true)], format));
+            let mut node = secret_to_node(&old, true);
+            let plain = Zeroizing::new(tree::emit(std::slice::from_ref(&node), format));
+            node.wipe();
             let mut resolver = None;
             edit_loop(&plain, format, |text| {
                 let (_, values) = crate::raw::parse_docs(text.as_bytes())?;

@@ -1,4 +1,6 @@
-//! One module per subcommand, each with `run(args, &Global) -> Result<Exit>`.
+//! One module per subcommand, each with `run(args, &Global) -> Result<Exit>`. Output goes through
+//! `crate::io` (stdout, atomic 0600/0644 files) rather than an `Io` handle: no command needs more,
+//! and the integration tests drive the real binary.
 
 use std::path::PathBuf;
 

@@ -15,6 +15,21 @@ use crate::tree::{self, Format, Node};
 pub fn run(args: SopsConfigArgs, global: &Global) -> Result<Exit> {
     let cfg = Config::require(global.config.as_deref())?;
     let text = render(&cfg)?;
+    if args.check {
+        let path = match args.output.as_deref() {
+            Some(p) if !is_dash(p) => p.to_path_buf(),
+            _ => cfg.root.join(".sops.yaml"),
+        };
+        let current = std::fs::read(&path).unwrap_or_default();
+        if current != text.as_bytes() {
+            return Err(
+                user(format!("{} is out of date with .kage.yaml", path.display()))
+                    .hint("run `kage sops-config` and commit the result")
+                    .into(),
+            );
+        }
+        return Ok(Exit::Ok);
+    }
     match args.output.as_deref() {
         Some(p) if is_dash(p) => write_stdout(text.as_bytes())?,
         Some(p) => write_atomic(p, text.as_bytes(), Sensitivity::Public)?,

@@ -26,19 +26,13 @@ pub fn run(args: UnsealArgs, _: &Global) -> Result<Exit> {
     let dest = Destination::resolve(args.output.as_deref(), false, &files)?;
     let ids = require_identities(&args.identities)?;
     let bar = crate::progress::bar(files.len());
-    let mut outputs: Vec<(Option<PathBuf>, Zeroizing<String>)> = Vec::new();
-    for f in &files {
-        let input = crate::io::read_input(f)?;
-        let target = dest.target(input.path.as_deref())?;
-        if let (Some(t), Some(src)) = (&target, &input.path) {
-            refuse_overwrite_of_input(t, src)?;
-        }
-        let text =
-            unseal_bytes(&input.bytes, &ids, args.string_data).with_context(|| input.name())?;
-        outputs.push((target, text));
+    let results = crate::io::map_ordered(&files, |f| {
+        let r = unseal_file(f, &dest, &ids, args.string_data);
         bar.inc(1);
-    }
+        r
+    });
     bar.finish_and_clear();
+    let outputs = results.into_iter().collect::<Result<Vec<_>>>()?;
     let mut stdout = Zeroizing::new(String::new());
     for (target, text) in &outputs {
         match target {
@@ -55,6 +49,22 @@ pub fn run(args: UnsealArgs, _: &Global) -> Result<Exit> {
         write_stdout(stdout.as_bytes())?;
     }
     Ok(Exit::Ok)
+}
+
+/// Reads and decrypts one input; the output file it goes to (`None`: stdout).
+fn unseal_file(
+    f: &Path,
+    dest: &Destination,
+    ids: &[Identity],
+    string_data: bool,
+) -> Result<(Option<PathBuf>, Zeroizing<String>)> {
+    let input = crate::io::read_input(f)?;
+    let target = dest.target(input.path.as_deref())?;
+    if let (Some(t), Some(src)) = (&target, &input.path) {
+        refuse_overwrite_of_input(t, src)?;
+    }
+    let text = unseal_bytes(&input.bytes, ids, string_data).with_context(|| input.name())?;
+    Ok((target, text))
 }
 
 /// Plaintext never replaces the encrypted file it came from.
@@ -106,5 +116,7 @@ pub fn unseal_bytes(
         };
         nodes.push(in_doc(node, i, values.len())?);
     }
-    Ok(Zeroizing::new(tree::emit(&nodes, format)))
+    let text = Zeroizing::new(tree::emit(&nodes, format));
+    nodes.iter_mut().for_each(tree::Node::wipe);
+    Ok(text)
 }

@@ -1,5 +1,7 @@
 //! `kage validate`: offline checks of sealed files, with one report line per file.
 
+use std::path::Path;
+
 use anyhow::Result;
 use kage_core::keys::{Identity, KeyRing, Kid};
 use kage_core::sealed;
@@ -65,74 +67,94 @@ pub fn run(args: ValidateArgs, global: &Global) -> Result<Exit> {
         c.env(n)?;
     }
     let ids = load_identities(&args.identities)?;
+    let bar = crate::progress::bar(args.files.len());
+    let reports = crate::io::map_ordered(&args.files, |file| {
+        let r = check_file(file, cfg.as_ref(), args.env.as_deref(), &ids);
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
     let mut report = String::new();
     let mut exit = Exit::Ok;
-    let bar = crate::progress::bar(args.files.len());
-    for file in &args.files {
-        let mut f = Findings {
-            errors: vec![],
-            warnings: vec![],
-            exit: None,
-        };
-        let env = match (&cfg, &args.env) {
-            (Some(c), Some(n)) => c.env(n).ok(),
-            (Some(c), None) => match c.env_for_path(file) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    f.warnings.push(format!(
-                        "kids not checked: {}",
-                        classify(&e).message.unwrap_or_default()
-                    ));
-                    None
-                }
-            },
-            (None, _) => {
-                f.warnings.push("kids not checked: no .kage.yaml".into());
-                None
-            }
-        };
-        let mut ctx = Context {
-            env,
-            known: vec![],
-            current: None,
-            ids: &ids,
-        };
-        if let Some(e) = env {
-            match env_recipients(e) {
-                Ok(rs) => {
-                    ctx.known = rs.iter().map(|r| r.kid()).collect();
-                    ctx.current = e
-                        .recipients
-                        .first()
-                        .and_then(|r| r.parse::<kage_core::keys::Recipient>().ok())
-                        .map(|r| r.kid());
-                }
-                Err(err) => f.fail_err("", &err),
-            }
+    for (text, code) in reports {
+        report.push_str(&text);
+        if exit == Exit::Ok
+            && let Some(code) = code
+        {
+            exit = code;
         }
-        match crate::io::read_file(file) {
-            Ok(bytes) => check_bytes(&bytes, &ctx, &mut f),
-            Err(err) => f.fail_err("", &err),
-        }
-        let name = file.display();
-        if f.errors.is_empty() {
-            report.push_str(&format!("ok    {name}\n"));
-        } else {
-            for e in &f.errors {
-                report.push_str(&format!("FAIL  {name}: {e}\n"));
-            }
-            if exit == Exit::Ok {
-                exit = f.exit.unwrap_or(Exit::Error);
-            }
-        }
-        for w in &f.warnings {
-            report.push_str(&format!("warn  {name}: {w}\n"));
-        }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     crate::io::write_stdout(report.as_bytes())?;
     Ok(exit)
+}
+
+/// The report lines of one file and the exit code of its first failure.
+fn check_file(
+    file: &Path,
+    cfg: Option<&Config>,
+    env_name: Option<&str>,
+    ids: &[kage_core::keys::Identity],
+) -> (String, Option<Exit>) {
+    let mut f = Findings {
+        errors: vec![],
+        warnings: vec![],
+        exit: None,
+    };
+    let env = match (cfg, env_name) {
+        (Some(c), Some(n)) => c.env(n).ok(),
+        (Some(c), None) => match c.env_for_path(file) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                f.warnings.push(format!(
+                    "kids not checked: {}",
+                    classify(&e).message.unwrap_or_default()
+                ));
+                None
+            }
+        },
+        (None, _) => {
+            f.warnings.push("kids not checked: no .kage.yaml".into());
+            None
+        }
+    };
+    let mut ctx = Context {
+        env,
+        known: vec![],
+        current: None,
+        ids,
+    };
+    if let Some(e) = env {
+        match env_recipients(e) {
+            Ok(rs) => {
+                ctx.known = rs.iter().map(|r| r.kid()).collect();
+                ctx.current = e
+                    .recipients
+                    .first()
+                    .and_then(|r| r.parse::<kage_core::keys::Recipient>().ok())
+                    .map(|r| r.kid());
+            }
+            Err(err) => f.fail_err("", &err),
+        }
+    }
+    match crate::io::read_file(file) {
+        Ok(bytes) => check_bytes(&bytes, &ctx, &mut f),
+        Err(err) => f.fail_err("", &err),
+    }
+    let name = file.display();
+    let mut report = String::new();
+    let mut exit = None;
+    if f.errors.is_empty() {
+        report.push_str(&format!("ok    {name}\n"));
+    } else {
+        for e in &f.errors {
+            report.push_str(&format!("FAIL  {name}: {e}\n"));
+        }
+        exit = Some(f.exit.unwrap_or(Exit::Error));
+    }
+    for w in &f.warnings {
+        report.push_str(&format!("warn  {name}: {w}\n"));
+    }
+    (report, exit)
 }
 
 /// Checks one file's bytes.

@@ -92,7 +92,9 @@ fn listing_and_sops_config() {
     let keys = dir.kage(&["keys", "list", "--env", "dev"]).run().ok();
     assert!(keys.contains(&format!("\tcurrent\t{dev}")), "{keys}");
     assert!(!keys.contains(&prod));
+    dir.kage(&["sops-config", "--check"]).run().fails(1);
     dir.kage(&["sops-config"]).run().ok();
+    dir.kage(&["sops-config", "--check"]).run().ok();
     let sops = dir.read(".sops.yaml");
     assert!(
         sops.contains(r#"path_regex: "^(\\./)?clusters/prod/.*$""#),

@@ -226,3 +226,49 @@ fn usage_errors_exit_2() {
         .run()
         .fails(2);
 }
+
+#[test]
+fn agesecrets_with_missing_fields() {
+    let (dir, _) = setup();
+    let text = dir.read("db.yaml");
+    for (name, broken, want) in [
+        (
+            "noscope.yaml",
+            text.replace("  scope: strict\n", ""),
+            "spec.scope is missing",
+        ),
+        (
+            "noapi.yaml",
+            text.replace("apiVersion: kage.dev/v1alpha1\n", ""),
+            "apiVersion is missing",
+        ),
+        (
+            "v2.yaml",
+            text.replace("kage.dev/v1alpha1", "kage.dev/v2"),
+            "not supported",
+        ),
+        (
+            "nospec.yaml",
+            text[..text.find("spec:").unwrap()].to_string(),
+            "spec is missing",
+        ),
+        (
+            "nons.yaml",
+            text.replace("  namespace: prod\n", ""),
+            "strict scope binds",
+        ),
+        (
+            "badscope.yaml",
+            text.replace("scope: strict", "scope: wide"),
+            "not strict, namespace or cluster",
+        ),
+    ] {
+        dir.write(name, broken);
+        let err = refused(
+            &dir,
+            &["unseal", name, "-i", "key.txt"],
+            if name == "nons.yaml" { 2 } else { 1 },
+        );
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}

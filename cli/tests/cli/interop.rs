@@ -108,6 +108,36 @@ fn helm_values_with_selection_flags() {
         .run()
         .ok();
     assert!(plain.contains("password_secret: s3cr3t"), "{plain}");
+    // set and unset by dotted path keep the other ciphertexts
+    let host_line = |t: &str| t.lines().find(|l| l.contains("host:")).unwrap().to_string();
+    dir.kage(&[
+        "set",
+        "v.enc.yaml",
+        "db.token_secret",
+        "t0k-plain-value",
+        "-i",
+        "key.txt",
+    ])
+    .run()
+    .ok();
+    dir.kage(&["unset", "v.enc.yaml", "db.password_secret", "-i", "key.txt"])
+        .run()
+        .ok();
+    let after = dir.read("v.enc.yaml");
+    assert_eq!(host_line(&out), host_line(&after));
+    let plain = dir
+        .command(sops(), &["-d", "v.enc.yaml"])
+        .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
+        .run()
+        .ok();
+    assert!(
+        plain.contains("token_secret: t0k-plain-value") && !plain.contains("password_secret"),
+        "{plain}"
+    );
+    assert!(!after.contains("t0k-plain-value"), "{after}");
+    dir.kage(&["unset", "v.enc.yaml", "db.nope", "-i", "key.txt"])
+        .run()
+        .fails(1);
     // JSON with the sops defaults
     dir.write("v.json", "{\"a\": \"s3cr3t\", \"b_unencrypted\": 1}");
     let out = dir.kage(&["seal", "--sops", "v.json", "-r", &r]).run().ok();
@@ -368,4 +398,60 @@ fn reencrypt_sorts_a_hand_edited_sops_agesecret() {
         .run()
         .ok();
     assert!(s.contains("aaa: x"), "{s}");
+}
+
+#[test]
+fn json_secrets_both_ways_and_clear_values_are_caught() {
+    let (dir, r) = sops_dir();
+    dir.write(
+        "s.json",
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"prod"},"stringData":{"password":"s3cr3t"}}"#,
+    );
+    // real sops → kage
+    let enc = dir
+        .command(
+            sops(),
+            &[
+                "-e",
+                "--age",
+                &r,
+                "--encrypted-regex",
+                "^(data|stringData)$",
+                "s.json",
+            ],
+        )
+        .run()
+        .ok();
+    dir.write("e.json", &enc);
+    let plain = dir.kage(&["unseal", "e.json", "-i", "key.txt"]).run().ok();
+    assert!(
+        plain.trim_start().starts_with('{') && plain.contains("s3cr3t"),
+        "{plain}"
+    );
+    // kage → real sops
+    let out = dir.kage(&["seal", "--sops", "s.json", "-r", &r]).run().ok();
+    dir.write("k.json", &out);
+    let plain = dir
+        .command(sops(), &["-d", "k.json"])
+        .env("SOPS_AGE_KEY_FILE", dir.path("key.txt"))
+        .run()
+        .ok();
+    assert!(plain.contains("s3cr3t"), "{plain}");
+    // a value put back in clear is reported without a key, and breaks the MAC with one
+    let yaml = dir
+        .kage(&["seal", "--sops", "-r", &r])
+        .stdin(secret_yaml("db", "prod"))
+        .run()
+        .ok();
+    let line = yaml.lines().find(|l| l.contains("username: ENC[")).unwrap();
+    dir.write("leak.yaml", yaml.replace(line, "    username: admin"));
+    let v = dir.kage(&["validate", "leak.yaml"]).run();
+    assert_eq!(v.code, 1, "{}", v.out());
+    assert!(
+        v.out().contains("stringData.username is in clear"),
+        "{}",
+        v.out()
+    );
+    let v = dir.kage(&["validate", "leak.yaml", "-i", "key.txt"]).run();
+    assert_ne!(v.code, 0, "{}", v.out());
 }

@@ -308,3 +308,50 @@ fn broken_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn many_files_keep_their_order_and_names() {
+    let (dir, r) = setup();
+    let mut names = Vec::new();
+    for i in 0..40 {
+        let name = format!("in/s{i:02}.yaml");
+        dir.write(&name, secret_yaml(&format!("s{i}"), "prod"));
+        names.push(name);
+    }
+    std::fs::create_dir(dir.path("sealed")).unwrap();
+    let mut args = vec!["seal", "-r", &r, "-o", "sealed"];
+    args.extend(names.iter().map(String::as_str));
+    dir.kage(&args).run().ok();
+    // to stdout: one stream, in argument order
+    let mut args = vec!["seal", "-r", &r];
+    args.extend(names.iter().map(String::as_str));
+    let all = dir.kage(&args).run().ok();
+    let order: Vec<String> = values(&all)
+        .iter()
+        .map(|v| v["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(order, (0..40).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    let sealed: Vec<String> = (0..40).map(|i| format!("sealed/s{i:02}.yaml")).collect();
+    std::fs::create_dir(dir.path("plain")).unwrap();
+    let mut args = vec!["unseal", "-i", "key.txt", "-o", "plain"];
+    args.extend(sealed.iter().map(String::as_str));
+    dir.kage(&args).run().ok();
+    for i in 0..40 {
+        let p = values(&dir.read(&format!("plain/s{i:02}.yaml")));
+        assert_eq!(p[0]["metadata"]["name"], format!("s{i}"));
+        assert_eq!(secret_data(&p[0])["username"], b"admin");
+    }
+    let mut args = vec!["validate", "-i", "key.txt"];
+    args.extend(sealed.iter().map(String::as_str));
+    let report = dir.kage(&args).run().ok();
+    let lines: Vec<&str> = report.lines().filter(|l| !l.starts_with("warn")).collect();
+    assert_eq!(lines.len(), 40);
+    assert!(lines[0].ends_with("sealed/s00.yaml") && lines[39].ends_with("sealed/s39.yaml"));
+    // one bad file among many: nothing is written
+    dir.write("in/s05.yaml", "kind: ConfigMap\n");
+    std::fs::create_dir(dir.path("none")).unwrap();
+    let mut args = vec!["seal", "-r", &r, "-o", "none"];
+    args.extend(names.iter().map(String::as_str));
+    dir.kage(&args).run().fails(1);
+    assert_eq!(std::fs::read_dir(dir.path("none")).unwrap().count(), 0);
+}
