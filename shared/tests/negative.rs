@@ -39,9 +39,9 @@ fn tampered_value_names_its_path() {
     let tampered = text.replace(data, std::str::from_utf8(&bytes).unwrap());
     let err = try_decrypt(&tampered).unwrap_err();
     match &err {
-        Error::Invalid { path, message } => {
-            assert_eq!(path, "data.password");
-            assert!(message.contains("authentication failed"), "{message}");
+        Error::Corrupt { what } => {
+            assert!(what.starts_with("data.password: "), "{what}");
+            assert!(what.contains("authentication failed"), "{what}");
         }
         other => panic!("{other}"),
     }

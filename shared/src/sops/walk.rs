@@ -138,10 +138,10 @@ impl<'a> Walker<'a> {
     fn open(&mut self, enc: &EncValue) -> Result<Zeroizing<Vec<u8>>> {
         let aad = self.aad();
         let plain = cipher::open(self.key, enc, aad.as_bytes()).map_err(|_| {
-            Error::invalid(
-                self.path_label(),
-                "authentication failed: the value was modified or moved to another key",
-            )
+            Error::corrupt(format!(
+                "{}: authentication failed (the value was modified or moved to another key)",
+                self.path_label()
+            ))
         })?;
         if let Some(cache) = &mut self.record {
             cache.insert(fingerprint(&aad, &enc.typ, &plain), enc.iv.clone());
@@ -291,10 +291,10 @@ impl<'a> Walker<'a> {
                             if s.ends_with(",type:comment]") && looks_encrypted(s) =>
                         {
                             let plain = self.decrypt_comment(s).ok_or_else(|| {
-                                Error::invalid(
-                                    self.path_label(),
-                                    "an encrypted comment in a sequence failed to decrypt",
-                                )
+                                Error::corrupt(format!(
+                                    "{}: an encrypted comment in a sequence failed to decrypt",
+                                    self.path_label()
+                                ))
                             })?;
                             self.comments[level].push(plain.clone());
                             out.push(SeqItem::Comment(plain));
