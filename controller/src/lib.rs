@@ -1,0 +1,1 @@
+//! kage-controller library.
