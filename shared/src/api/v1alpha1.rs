@@ -142,6 +142,26 @@ impl Scope {
     }
 }
 
+impl From<Scope> for crate::sealed::Scope {
+    fn from(scope: Scope) -> crate::sealed::Scope {
+        match scope {
+            Scope::Strict => crate::sealed::Scope::Strict,
+            Scope::Namespace => crate::sealed::Scope::Namespace,
+            Scope::Cluster => crate::sealed::Scope::Cluster,
+        }
+    }
+}
+
+impl From<crate::sealed::Scope> for Scope {
+    fn from(scope: crate::sealed::Scope) -> Scope {
+        match scope {
+            crate::sealed::Scope::Strict => Scope::Strict,
+            crate::sealed::Scope::Namespace => Scope::Namespace,
+            crate::sealed::Scope::Cluster => Scope::Cluster,
+        }
+    }
+}
+
 impl std::fmt::Display for Scope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
