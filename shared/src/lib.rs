@@ -11,3 +11,4 @@ pub mod sealed;
 
 pub use error::{Error, ErrorKind, Result};
 pub mod document;
+pub mod sops;

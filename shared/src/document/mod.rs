@@ -10,6 +10,14 @@ mod yaml;
 
 pub use scalar::Scalar;
 
+/// Parse an RFC 3339 / YAML timestamp into the canonical RFC3339Nano text sops uses.
+pub(crate) fn resolve_timestamp(text: &str) -> Option<String> {
+    match scalar::resolve_plain(text) {
+        Scalar::Time(t) => Some(t),
+        _ => None,
+    }
+}
+
 use crate::error::{Error, Result};
 
 /// The serialisation of a document.

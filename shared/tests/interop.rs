@@ -1,0 +1,1 @@
+//! Round trips with the real sops and age binaries (never skipped).

@@ -1,0 +1,1 @@
+//! Bad input: each failure has its own typed error, never a panic.

@@ -1,0 +1,1 @@
+//! Property tests: round trips of both formats and of sealed values.
