@@ -412,12 +412,18 @@ mod tests {
         let mut e = entry("2026-01-01T00:00:00Z", KeyStatus::Active);
         let now = ts("2026-01-02T00:00:00Z");
         let ks = KeySet::from_entries([entry("2026-01-01T00:00:00Z", KeyStatus::Active)]);
-        assert_eq!(ks.renewal_due(now, None, Some("t1")), Some(Renewal::Requested));
+        assert_eq!(
+            ks.renewal_due(now, None, Some("t1")),
+            Some(Renewal::Requested)
+        );
         assert_eq!(ks.renewal_due(now, None, Some("  ")), None);
         e.rotation_token = Some("t1".into());
         let ks = KeySet::from_entries([e]);
         assert_eq!(ks.renewal_due(now, None, Some("t1")), None);
-        assert_eq!(ks.renewal_due(now, None, Some("t2")), Some(Renewal::Requested));
+        assert_eq!(
+            ks.renewal_due(now, None, Some("t2")),
+            Some(Renewal::Requested)
+        );
     }
 
     #[test]
@@ -436,7 +442,9 @@ mod tests {
         let lines: Vec<&str> = txt.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines, [rb.as_str(), ra.as_str()]);
         assert!(!txt.contains(&rr));
-        assert!(txt.contains(&format!("# kid: {kb} created: 2026-02-01T00:00:00Z\n{rb}\n")));
+        assert!(txt.contains(&format!(
+            "# kid: {kb} created: 2026-02-01T00:00:00Z\n{rb}\n"
+        )));
         // Parses with the standard recipients-file reader.
         assert_eq!(kage_core::keys::parse_recipients(&txt).unwrap().len(), 2);
         assert!(!txt.contains("AGE-SECRET-KEY"));

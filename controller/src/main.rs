@@ -1,4 +1,2 @@
-//! `kage-controller`: filled by the controller issue.
-fn main() {
-    println!("kage-controller {}", env!("CARGO_PKG_VERSION"));
-}
+//! `kage-controller` binary (wip).
+fn main() {}

@@ -6,7 +6,10 @@ use kage_core::sops::{SopsFile, decrypt};
 use crate::common::{identity, read};
 
 fn check(enc: &str, plain: &str, format: Format, keys: &[&str]) -> SopsFile {
-    let ids: Vec<_> = keys.iter().map(|k| identity(&format!("sops/{k}"))).collect();
+    let ids: Vec<_> = keys
+        .iter()
+        .map(|k| identity(&format!("sops/{k}")))
+        .collect();
     let docs = parse(&read(&format!("sops/{enc}")), format).unwrap();
     let file = SopsFile::open(&docs, &ids).unwrap_or_else(|e| panic!("{enc}: {e}"));
     let want = parse(&read(&format!("sops/{plain}")), format).unwrap();
@@ -41,7 +44,12 @@ fn kubernetes_secret_encrypted_regex() {
 
 #[test]
 fn kubernetes_secret_mac_only_encrypted() {
-    let file = check("secret.maconly.enc.yaml", "secret.yaml", Format::Yaml, &["key.txt"]);
+    let file = check(
+        "secret.maconly.enc.yaml",
+        "secret.yaml",
+        Format::Yaml,
+        &["key.txt"],
+    );
     assert!(file.metadata().mac_only_encrypted);
 }
 
@@ -59,7 +67,12 @@ fn comments_inside_sequences() {
 
 #[test]
 fn shamir_two_of_three_groups() {
-    check("shamir.enc.yaml", "shamir.yaml", Format::Yaml, &["key.txt", "g2.txt"]);
+    check(
+        "shamir.enc.yaml",
+        "shamir.yaml",
+        Format::Yaml,
+        &["key.txt", "g2.txt"],
+    );
     // One group alone is not enough.
     let docs = parse(&read("sops/shamir.enc.yaml"), Format::Yaml).unwrap();
     let err = decrypt(&docs, &[identity("sops/key.txt")]).err().unwrap();
@@ -90,7 +103,9 @@ pub fn numbers_as_f64(v: serde_json::Value) -> serde_json::Value {
     match v {
         Value::Number(n) => serde_json::json!(n.as_f64().unwrap()),
         Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect())
+        }
         other => other,
     }
 }

@@ -307,7 +307,13 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Document>> {
     }
     let text = std::str::from_utf8(bytes).map_err(|e| Error::Parse {
         format: format.name(),
-        line: Some(bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1),
+        line: Some(
+            bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+        ),
         message: "input is not valid UTF-8".into(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

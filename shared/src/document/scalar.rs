@@ -68,7 +68,11 @@ pub(crate) fn format_float(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{f}")
     }
@@ -176,7 +180,13 @@ fn parse_timestamp(text: &str) -> Option<String> {
             c.get(8).map(|m| m.as_str()),
         )
     } else if c.get(9).is_some() {
-        (num(9)?, num(10)?, num(11)?, c.get(12).map(|m| m.as_str()), None)
+        (
+            num(9)?,
+            num(10)?,
+            num(11)?,
+            c.get(12).map(|m| m.as_str()),
+            None,
+        )
     } else {
         (0, 0, 0, None, None)
     };
@@ -215,8 +225,8 @@ pub(crate) fn needs_quotes(s: &str) -> bool {
     }
     // YAML 1.1 booleans and other 1.1-isms: quote them so older readers keep a string.
     const YAML11: &[&str] = &[
-        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off",
-        "Off", "OFF", "=", "<<",
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+        "OFF", "=", "<<",
     ];
     if YAML11.contains(&s) {
         return true;
@@ -288,9 +298,15 @@ mod tests {
             resolve_plain("2001-12-14t21:59:43.10-05:00"),
             Scalar::Time("2001-12-14T21:59:43.1-05:00".into())
         );
-        assert_eq!(resolve_plain("2024-02-30"), Scalar::Str("2024-02-30".into()));
+        assert_eq!(
+            resolve_plain("2024-02-30"),
+            Scalar::Str("2024-02-30".into())
+        );
         // Beyond int64: go-yaml makes it a uint64 (which sops refuses); a float here.
-        assert!(matches!(resolve_plain("12345678901234567890"), Scalar::Float(_)));
+        assert!(matches!(
+            resolve_plain("12345678901234567890"),
+            Scalar::Float(_)
+        ));
         assert_eq!(resolve_plain("1.2.3"), Scalar::Str("1.2.3".into()));
     }
 
@@ -314,10 +330,28 @@ mod tests {
 
     #[test]
     fn quoting() {
-        for s in ["", "true", "1", "y", "no", "a: b", "x #y", "- x", " lead", "2024-01-02", "1.5"] {
+        for s in [
+            "",
+            "true",
+            "1",
+            "y",
+            "no",
+            "a: b",
+            "x #y",
+            "- x",
+            " lead",
+            "2024-01-02",
+            "1.5",
+        ] {
             assert!(needs_quotes(s), "{s:?}");
         }
-        for s in ["hello", "age1abc", "a-b_c.d", "kage:v1:abc:def", "ENC[AES256_GCM,data:x]"] {
+        for s in [
+            "hello",
+            "age1abc",
+            "a-b_c.d",
+            "kage:v1:abc:def",
+            "ENC[AES256_GCM,data:x]",
+        ] {
             assert!(!needs_quotes(s), "{s:?}");
         }
         assert_eq!(double_quoted("a\"b\\\n\u{1}"), "\"a\\\"b\\\\\\n\\u0001\"");

@@ -138,8 +138,8 @@ impl Builder<'_> {
                 self.open(FrameKind::Seq { items: Vec::new() }, indent, anchor, line);
             }
             Event::MappingStart(style, anchor, _) => {
-                let indent = matches!(style, granit_parser::StructureStyle::Block)
-                    .then(|| span.start.col());
+                let indent =
+                    matches!(style, granit_parser::StructureStyle::Block).then(|| span.start.col());
                 self.open(
                     FrameKind::Map {
                         items: Vec::new(),
@@ -324,7 +324,13 @@ impl Builder<'_> {
         }
         let is_top = target + 1 == top;
         let frame = &mut self.stack[target];
-        let awaiting_value = matches!(&frame.kind, FrameKind::Map { pending_key: Some(_), .. });
+        let awaiting_value = matches!(
+            &frame.kind,
+            FrameKind::Map {
+                pending_key: Some(_),
+                ..
+            }
+        );
         if frame.child_open(is_top) {
             frame.deferred.push(text);
         } else if awaiting_value {
@@ -664,7 +670,11 @@ fn yaml_float(f: f64) -> String {
     if f.is_nan() {
         ".nan".into()
     } else if f.is_infinite() {
-        if f > 0.0 { ".inf".into() } else { "-.inf".into() }
+        if f > 0.0 {
+            ".inf".into()
+        } else {
+            "-.inf".into()
+        }
     } else {
         let s = format!("{f}");
         // Keep it a float when read back.
@@ -696,10 +706,14 @@ mod tests {
         assert_eq!(s[0], MapItem::Comment(" inline".into()));
         assert!(matches!(&s[1], MapItem::Entry(k, _) if k == "host"));
         assert_eq!(s[2], MapItem::Comment(" before list".into()));
-        let Node::Seq(list) = server.get("list").unwrap() else { panic!() };
+        let Node::Seq(list) = server.get("list").unwrap() else {
+            panic!()
+        };
         assert_eq!(list[0], SeqItem::Comment(" in list".into()));
         assert_eq!(list[2], SeqItem::Comment(" after b".into()));
-        let Node::Map(m) = server.get("m").unwrap() else { panic!() };
+        let Node::Map(m) = server.get("m").unwrap() else {
+            panic!()
+        };
         assert_eq!(m[1], MapItem::Comment(" trailing in m".into()));
         // The root comment comes after `server`, before `other`.
         assert_eq!(items[2], MapItem::Comment(" root".into()));
@@ -739,8 +753,20 @@ mod tests {
     #[test]
     fn strings_survive_emission() {
         for s in [
-            "", "true", "yes", "a: b", "multi\nline\n", "trailing\n\n", "no newline\nat end",
-            " leading", "tab\there", "quote\"s", "#hash", "- dash", "é ü 日本", "\u{1}ctl",
+            "",
+            "true",
+            "yes",
+            "a: b",
+            "multi\nline\n",
+            "trailing\n\n",
+            "no newline\nat end",
+            " leading",
+            "tab\there",
+            "quote\"s",
+            "#hash",
+            "- dash",
+            "é ü 日本",
+            "\u{1}ctl",
         ] {
             let doc = Document::new(Node::Map(vec![MapItem::Entry("k".into(), Node::string(s))]));
             let text = emit(std::slice::from_ref(&doc), 2);

@@ -51,7 +51,9 @@ impl EncValue {
             .ok_or_else(|| bad("is truncated (no closing bracket)"))?;
         let (data, rest) = rest.split_once(",iv:").ok_or_else(|| bad("has no iv"))?;
         let (iv, rest) = rest.split_once(",tag:").ok_or_else(|| bad("has no tag"))?;
-        let (tag, typ) = rest.split_once(",type:").ok_or_else(|| bad("has no type"))?;
+        let (tag, typ) = rest
+            .split_once(",type:")
+            .ok_or_else(|| bad("has no type"))?;
         let decode = |field: &str, v: &str| {
             B64.decode(v)
                 .map_err(|_| bad(&format!("has a {field} that is not padded base64")))
@@ -117,12 +119,21 @@ fn aead_seal(key: &DataKey, iv: &[u8], aad: &[u8], buf: &mut [u8]) -> Vec<u8> {
     // Nonce lengths other than 12/16/32 are never produced (we only reuse nonces we read and
     // could open, which passed the same length check).
     let tag = match iv.len() {
-        12 => AesGcm::<Aes256, U12>::new(k)
-            .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, buf),
-        16 => AesGcm::<Aes256, U16>::new(k)
-            .encrypt_in_place_detached(GenericArray::from_slice(iv), aad, buf),
-        _ => AesGcm::<Aes256, U32>::new(k)
-            .encrypt_in_place_detached(GenericArray::from_slice(&iv[..32]), aad, buf),
+        12 => AesGcm::<Aes256, U12>::new(k).encrypt_in_place_detached(
+            GenericArray::from_slice(iv),
+            aad,
+            buf,
+        ),
+        16 => AesGcm::<Aes256, U16>::new(k).encrypt_in_place_detached(
+            GenericArray::from_slice(iv),
+            aad,
+            buf,
+        ),
+        _ => AesGcm::<Aes256, U32>::new(k).encrypt_in_place_detached(
+            GenericArray::from_slice(&iv[..32]),
+            aad,
+            buf,
+        ),
     };
     tag.map(|t| t.to_vec()).unwrap_or_default()
 }

@@ -164,8 +164,12 @@ impl Metadata {
                     }
                 }
                 "version" => md.version = field_str(v, "sops.version")?,
-                "unencrypted_suffix" | "encrypted_suffix" | "unencrypted_regex"
-                | "encrypted_regex" | "unencrypted_comment_regex" | "encrypted_comment_regex" => {
+                "unencrypted_suffix"
+                | "encrypted_suffix"
+                | "unencrypted_regex"
+                | "encrypted_regex"
+                | "unencrypted_comment_regex"
+                | "encrypted_comment_regex" => {
                     let value = field_str(v, &format!("sops.{k}"))?;
                     if !value.is_empty() {
                         rules.push(Selection::from_key(k, value));
@@ -289,7 +293,10 @@ impl Metadata {
         let (rule_key, rule_value) = self.selection.key_value();
         items.push(entry(rule_key, Node::string(rule_value)));
         if self.mac_only_encrypted {
-            items.push(entry("mac_only_encrypted", Node::Scalar(Scalar::Bool(true))));
+            items.push(entry(
+                "mac_only_encrypted",
+                Node::Scalar(Scalar::Bool(true)),
+            ));
         }
         for (k, v) in &self.extra {
             items.push(entry(k, v.clone()));
@@ -320,7 +327,11 @@ fn check_semver(version: &str) -> Result<()> {
 
 /// The MAC's AAD: `lastmodified` re-rendered as RFC 3339 with whole seconds.
 pub(crate) fn mac_aad(lastmodified: &str) -> Result<String> {
-    let bad = || Error::sops(format!("lastmodified {lastmodified:?} is not an RFC 3339 time"));
+    let bad = || {
+        Error::sops(format!(
+            "lastmodified {lastmodified:?} is not an RFC 3339 time"
+        ))
+    };
     let zoned: jiff::Zoned = if let Ok(ts) = lastmodified.parse::<jiff::Timestamp>() {
         // Keep the written offset (Go keeps it when re-rendering).
         let offset = parse_offset(lastmodified).ok_or_else(bad)?;
@@ -336,7 +347,11 @@ pub(crate) fn mac_aad(lastmodified: &str) -> Result<String> {
         let secs = offset.seconds();
         let sign = if secs < 0 { '-' } else { '+' };
         let abs = secs.abs();
-        Ok(format!("{base}{sign}{:02}:{:02}", abs / 3600, (abs % 3600) / 60))
+        Ok(format!(
+            "{base}{sign}{:02}:{:02}",
+            abs / 3600,
+            (abs % 3600) / 60
+        ))
     }
 }
 
@@ -361,9 +376,18 @@ mod tests {
 
     #[test]
     fn mac_aad_normalises() {
-        assert_eq!(mac_aad("2026-11-28T09:28:55Z").unwrap(), "2026-11-28T09:28:55Z");
-        assert_eq!(mac_aad("2026-11-28T09:28:55+00:00").unwrap(), "2026-11-28T09:28:55Z");
-        assert_eq!(mac_aad("2026-11-28T09:28:55.5Z").unwrap(), "2026-11-28T09:28:55Z");
+        assert_eq!(
+            mac_aad("2026-11-28T09:28:55Z").unwrap(),
+            "2026-11-28T09:28:55Z"
+        );
+        assert_eq!(
+            mac_aad("2026-11-28T09:28:55+00:00").unwrap(),
+            "2026-11-28T09:28:55Z"
+        );
+        assert_eq!(
+            mac_aad("2026-11-28T09:28:55.5Z").unwrap(),
+            "2026-11-28T09:28:55Z"
+        );
         assert_eq!(
             mac_aad("2026-11-28T09:28:55+02:00").unwrap(),
             "2026-11-28T09:28:55+02:00"

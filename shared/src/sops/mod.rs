@@ -76,7 +76,10 @@ impl Selection {
     pub(crate) fn compile(&self) -> Result<CompiledSelection> {
         let regex = |r: &str| {
             Regex::new(r).map_err(|e| {
-                Error::sops(format!("{} {r:?} is not a valid regex: {e}", self.key_value().0))
+                Error::sops(format!(
+                    "{} {r:?} is not a valid regex: {e}",
+                    self.key_value().0
+                ))
             })
         };
         Ok(match self {
@@ -105,7 +108,9 @@ impl CompiledSelection {
         comments: impl Iterator<Item = &'a str>,
     ) -> bool {
         match self {
-            CompiledSelection::Suffix(s, enc) => path.iter().any(|p| p.ends_with(s.as_str())) == *enc,
+            CompiledSelection::Suffix(s, enc) => {
+                path.iter().any(|p| p.ends_with(s.as_str())) == *enc
+            }
             CompiledSelection::Key(r, enc) => path.iter().any(|p| r.is_match(p)) == *enc,
             CompiledSelection::Comment(r, enc) => {
                 let mut comments = comments;
@@ -293,7 +298,12 @@ impl SopsFile {
     /// Encrypt new plaintext under the same data key and keys: values whose plaintext and path
     /// did not change keep their ciphertext byte-for-byte; new `lastmodified` and MAC.
     pub fn reseal(&self, plaintext: &[Document]) -> Result<Vec<Document>> {
-        seal_with(&self.key, self.metadata.clone(), plaintext, Some(&self.nonces))
+        seal_with(
+            &self.key,
+            self.metadata.clone(),
+            plaintext,
+            Some(&self.nonces),
+        )
     }
 
     /// Re-wrap the same data key for new key groups; values, MAC and `lastmodified` are kept.
@@ -313,7 +323,11 @@ impl SopsFile {
             .iter()
             .map(|g| g.iter().map(|r| r.as_str()).collect())
             .collect();
-        let has_others = self.metadata.key_groups.iter().any(|g| !g.others.is_empty());
+        let has_others = self
+            .metadata
+            .key_groups
+            .iter()
+            .any(|g| !g.others.is_empty());
         if current == wanted && !has_others {
             return Ok(None);
         }
@@ -412,7 +426,11 @@ fn wrap_data_key(
     let parts: Vec<Zeroizing<Vec<u8>>> = if groups.len() == 1 {
         vec![Zeroizing::new(key.0.to_vec())]
     } else {
-        let t = if threshold == 0 { groups.len() } else { threshold };
+        let t = if threshold == 0 {
+            groups.len()
+        } else {
+            threshold
+        };
         shamir::split(&key.0[..], groups.len(), t)?
     };
     groups
@@ -438,12 +456,15 @@ fn wrap_data_key(
 
 fn age_wrap(recipient: &Recipient, secret: &[u8]) -> Result<String> {
     use age::armor::{ArmoredWriter, Format as ArmorFormat};
-    let err = |e: &dyn std::fmt::Display| Error::Encrypt { what: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| Error::Encrypt {
+        what: e.to_string(),
+    };
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(recipient.as_age() as &dyn age::Recipient))
             .map_err(|e| err(&e))?;
     let mut out = Vec::new();
-    let armored = ArmoredWriter::wrap_output(&mut out, ArmorFormat::AsciiArmor).map_err(|e| err(&e))?;
+    let armored =
+        ArmoredWriter::wrap_output(&mut out, ArmorFormat::AsciiArmor).map_err(|e| err(&e))?;
     let mut w = encryptor.wrap_output(armored).map_err(|e| err(&e))?;
     w.write_all(secret).map_err(|e| err(&e))?;
     w.finish()

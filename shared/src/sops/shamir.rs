@@ -38,7 +38,11 @@ fn inverse(a: u8) -> u8 {
 }
 
 /// Split `secret` into `parts` shares, any `threshold` of which recover it.
-pub(crate) fn split(secret: &[u8], parts: usize, threshold: usize) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+pub(crate) fn split(
+    secret: &[u8],
+    parts: usize,
+    threshold: usize,
+) -> Result<Vec<Zeroizing<Vec<u8>>>> {
     if threshold < 2 || threshold > parts || parts > 255 {
         return Err(Error::sops(format!(
             "invalid Shamir parameters: threshold {threshold} with {parts} key groups (need 2 <= threshold <= groups <= 255)"
@@ -71,7 +75,9 @@ pub(crate) fn split(secret: &[u8], parts: usize, threshold: usize) -> Result<Vec
 pub(crate) fn combine(shares: &[Zeroizing<Vec<u8>>]) -> Result<Zeroizing<Vec<u8>>> {
     let len = shares.first().map(|s| s.len()).unwrap_or(0);
     if shares.len() < 2 || len < 2 || shares.iter().any(|s| s.len() != len) {
-        return Err(Error::sops("Shamir shares are missing or of different lengths"));
+        return Err(Error::sops(
+            "Shamir shares are missing or of different lengths",
+        ));
     }
     let xs: Vec<u8> = shares.iter().map(|s| s[len - 1]).collect();
     for (i, x) in xs.iter().enumerate() {

@@ -126,7 +126,13 @@ impl<'a> Walker<'a> {
         let nonce = self
             .reuse
             .and_then(|cache| cache.get(&fingerprint(&aad, typ, plaintext)));
-        cipher::seal(self.key, plaintext, aad.as_bytes(), typ, nonce.map(|n| &n[..]))
+        cipher::seal(
+            self.key,
+            plaintext,
+            aad.as_bytes(),
+            typ,
+            nonce.map(|n| &n[..]),
+        )
     }
 
     fn open(&mut self, enc: &EncValue) -> Result<Zeroizing<Vec<u8>>> {
@@ -317,7 +323,10 @@ impl<'a> Walker<'a> {
                     Scalar::Str(text) if text.is_empty() => Ok(node.clone()),
                     Scalar::Str(text) => {
                         let enc = EncValue::parse(text).map_err(|e| {
-                            Error::invalid(self.path_label(), format!("{e} (expected an encrypted value here)"))
+                            Error::invalid(
+                                self.path_label(),
+                                format!("{e} (expected an encrypted value here)"),
+                            )
                         })?;
                         let plain = self.open(&enc)?;
                         let scalar = typed_scalar(&plain, &enc.typ)
@@ -340,8 +349,8 @@ impl<'a> Walker<'a> {
 
 /// Convert decrypted bytes back to a typed scalar by the sops type tag.
 fn typed_scalar(plain: &[u8], typ: &str) -> std::result::Result<Scalar, String> {
-    let text = std::str::from_utf8(plain)
-        .map_err(|_| "decrypted value is not UTF-8 text".to_string())?;
+    let text =
+        std::str::from_utf8(plain).map_err(|_| "decrypted value is not UTF-8 text".to_string())?;
     let bad = || format!("decrypted value does not parse as its type {typ}");
     Ok(match typ {
         "str" => Scalar::Str(text.to_string()),
