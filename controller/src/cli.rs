@@ -10,7 +10,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// The kubeconfig comes from KUBECONFIG or the in-cluster service account. Log filtering follows
 /// RUST_LOG (default `info`).
 #[derive(Debug, Parser)]
-#[command(name = "kage-controller", version, about, long_about = None)]
+#[command(
+    name = "kage-controller",
+    version,
+    about,
+    long_about = None,
+    after_help = "Environment:\n  KUBECONFIG     kubeconfig to use (default: in-cluster service account, then ~/.kube/config)\n  RUST_LOG       log filter, e.g. info or kage_controller=debug (default: info)\n  POD_NAMESPACE  default for --namespace\n  POD_NAME       this replica's identity in the leader Lease and in events"
+)]
 pub struct Args {
     /// Namespace of the controller: key Secrets, the kage-public-keys ConfigMap and the leader
     /// Lease live here. Default: the pod's namespace (POD_NAMESPACE or the service account's),
