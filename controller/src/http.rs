@@ -161,10 +161,17 @@ struct ReencryptRequest {
     extra_recipients: Vec<String>,
 }
 
+/// A request rejected before any decryption: status and message.
+type Rejection = (StatusCode, String);
+
+fn reject((code, message): Rejection) -> Response {
+    error(code, &message)
+}
+
 fn parse_body(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(AgeSecret, Vec<String>, Wire), Response> {
+) -> Result<(AgeSecret, Vec<String>, Wire), Rejection> {
     let yaml_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -177,18 +184,17 @@ fn parse_body(
     };
     let value: serde_json::Value = match wire {
         Wire::Json => serde_json::from_slice(body)
-            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))?,
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?,
         Wire::Yaml => serde_saphyr::from_slice(body)
-            .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid YAML: {e}")))?,
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid YAML: {e}")))?,
     };
-    let bad =
-        |e: serde_json::Error| error(StatusCode::BAD_REQUEST, &format!("not an AgeSecret: {e}"));
+    let bad = |e: serde_json::Error| (StatusCode::BAD_REQUEST, format!("not an AgeSecret: {e}"));
     if value.get("ageSecret").is_some() {
         let req: ReencryptRequest = serde_json::from_value(value).map_err(bad)?;
         Ok((req.age_secret, req.extra_recipients, wire))
     } else {
         if value.get("kind").and_then(|k| k.as_str()) != Some("AgeSecret") {
-            return Err(error(StatusCode::BAD_REQUEST, "expected kind: AgeSecret"));
+            return Err((StatusCode::BAD_REQUEST, "expected kind: AgeSecret".into()));
         }
         let ags: AgeSecret = serde_json::from_value(value).map_err(bad)?;
         Ok((ags, Vec::new(), wire))
@@ -220,7 +226,7 @@ async fn verify(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> R
     }
     let (ags, _, _) = match parse_body(&headers, &body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return reject(r),
     };
     let keys = s.keys.get();
     let key_ids = decrypt::kids(&ags);
@@ -269,7 +275,7 @@ async fn reencrypt(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
     }
     let (ags, extra, wire) = match parse_body(&headers, &body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return reject(r),
     };
     let keys = s.keys.get();
     let Some(current) = keys.current() else {
