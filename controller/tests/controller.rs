@@ -5,3 +5,4 @@
 //! project's Kubernetes API test server come with `kage-testcluster`.
 
 mod artefacts;
+mod deploy;
