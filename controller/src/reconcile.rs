@@ -128,7 +128,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
         options: ctx.options,
         now: Timestamp::now(),
     });
-    drop(existing);
+    wipe_secret(existing);
     Span::current().record("reason", plan.reason.as_str());
 
     let events = plan_events(&plan);
@@ -239,6 +239,19 @@ async fn perform(
                 "applied Secret"
             );
             Ok(())
+        }
+    }
+}
+
+/// Overwrite the values of a Secret read from the API server before dropping it.
+fn wipe_secret(secret: Option<Secret>) {
+    use zeroize::Zeroize;
+    if let Some(mut s) = secret {
+        for v in s.data.iter_mut().flat_map(|d| d.values_mut()) {
+            v.0.zeroize();
+        }
+        for v in s.string_data.iter_mut().flat_map(|d| d.values_mut()) {
+            v.zeroize();
         }
     }
 }
