@@ -30,6 +30,9 @@ pub const REQUEUE_READY: Duration = Duration::from_secs(600);
 /// Requeue of an AgeSecret that failed for a reason a key change may fix (such objects are also
 /// retried at once when the key ring changes).
 pub const REQUEUE_KEY_FAILURE: Duration = Duration::from_secs(300);
+/// Requeue of an AgeSecret blocked by a Secret kage does not manage: handing the Secret over
+/// (annotating it) changes nothing kage watches, so look again soon (one GET).
+pub const REQUEUE_NOT_MANAGED: Duration = Duration::from_secs(60);
 /// Requeue of an AgeSecret that needs a user change (invalid, mismatched, not managed,
 /// suspended); the watch picks up that change anyway.
 pub const REQUEUE_USER_FAILURE: Duration = Duration::from_secs(1800);
@@ -138,6 +141,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
         let body = serde_json::json!({
             "apiVersion": AgeSecret::api_version(&()),
             "kind": AgeSecret::kind(&()),
+            "metadata": {"name": name, "namespace": namespace},
             "status": plan.status,
         });
         api.patch_status(
@@ -165,6 +169,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     Ok(match plan.reason {
         plan::Reason::Decrypted => Action::requeue(REQUEUE_READY),
         r if r.key_dependent() => Action::requeue(REQUEUE_KEY_FAILURE),
+        plan::Reason::SecretNotManaged => Action::requeue(REQUEUE_NOT_MANAGED),
         _ => Action::requeue(REQUEUE_USER_FAILURE),
     })
 }

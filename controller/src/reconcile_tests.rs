@@ -151,6 +151,8 @@ fn status_check(status: &'static str, reason: &'static str) -> impl Fn(&Value) +
     move |b: &Value| {
         assert_eq!(b["apiVersion"], "kage.dev/v1alpha1");
         assert_eq!(b["kind"], "AgeSecret");
+        assert_eq!(b["metadata"]["name"], "db");
+        assert_eq!(b["metadata"]["namespace"], "prod");
         let c = &b["status"]["conditions"][0];
         assert_eq!(c["type"], "Ready");
         assert_eq!(c["status"], status);
@@ -252,7 +254,7 @@ async fn foreign_secret_is_never_touched() {
     ];
     let srv = server.run(steps);
     let action = reconcile(Arc::new(ags), ctx).await.unwrap();
-    assert_eq!(action, Action::requeue(REQUEUE_USER_FAILURE));
+    assert_eq!(action, Action::requeue(REQUEUE_NOT_MANAGED));
     timeout_after_1s(srv).await;
 }
 
@@ -454,7 +456,8 @@ async fn suspended_writes_status_only() {
         ),
     ];
     let srv = server.run(steps);
-    reconcile(Arc::new(ags), ctx).await.unwrap();
+    let action = reconcile(Arc::new(ags), ctx).await.unwrap();
+    assert_eq!(action, Action::requeue(REQUEUE_USER_FAILURE));
     timeout_after_1s(srv).await;
 }
 

@@ -64,8 +64,8 @@ fn rbac_covers_every_call_and_nothing_more() {
     }
     for (g, r, v, n) in [
         ("", "secrets", "create", None),
-        ("", "configmaps", "list", None),
-        ("", "configmaps", "watch", None),
+        ("", "configmaps", "list", Some("kage-public-keys")),
+        ("", "configmaps", "watch", Some("kage-public-keys")),
         ("", "configmaps", "patch", Some("kage-public-keys")),
         ("coordination.k8s.io", "leases", "create", None),
         (
