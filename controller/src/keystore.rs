@@ -83,8 +83,9 @@ impl KeyState {
             *guard = Arc::new(keys);
             changed
         };
-        self.loaded.store(true, Ordering::SeqCst);
-        if changed {
+        let first_load = !self.loaded.swap(true, Ordering::SeqCst);
+        // The first load is news too (an empty ring must wake the key manager).
+        if changed || first_load {
             self.version.send_modify(|v| *v += 1);
         }
         changed
@@ -168,10 +169,8 @@ pub fn key_secret(
     let kid = identity.kid();
     let file = kage_core::keys::format_identity_file(identity, created);
     let mut annotations = BTreeMap::from([
-        (
-            CREATED_ANNOTATION.to_string(),
-            created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        ),
+        // Full precision: two keys created within one second still sort newest first.
+        (CREATED_ANNOTATION.to_string(), created.to_string()),
         (KID_ANNOTATION.to_string(), kid.to_string()),
         (
             RECIPIENT_ANNOTATION.to_string(),
@@ -471,6 +470,11 @@ mod tests {
         let rx = state.subscribe();
         assert!(!state.set(KeySet::default()), "empty to empty");
         assert!(state.loaded());
+        assert!(rx.has_changed().unwrap(), "the first load is announced");
+        let mut rx = state.subscribe();
+        assert!(!state.set(KeySet::default()));
+        assert!(!rx.has_changed().unwrap());
+        rx.mark_unchanged();
         let id = Identity::generate();
         let s = key_secret("ns", &id, Timestamp::now(), None);
         assert!(state.set(KeySet::from_entries(entries_from_secret(&s))));
