@@ -1,8 +1,9 @@
 //! Integration tests of kage-controller (the one test binary, house style rule 15).
 //!
-//! Generated artefacts, the command line, and the deploy manifests. Reconcile scenarios against
-//! a mock API server are unit tests in `src/reconcile_tests.rs`; end-to-end tests against the
-//! project's Kubernetes API test server come with `kage-testcluster`.
+//! Generated artefacts, the command line, the deploy manifests, and end-to-end runs of the real
+//! binary against `kage-testcluster` as its ServiceAccount. Reconcile scenarios against a mock API
+//! server are unit tests in `src/reconcile_tests.rs`.
 
 mod artefacts;
 mod deploy;
+mod e2e;

@@ -109,3 +109,58 @@ pub fn numbers_as_f64(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+/// Sealed-value vectors (`docs/format.md`): each file states what opening it must give.
+#[test]
+fn sealed_value_vectors() {
+    use kage_core::keys::KeyRing;
+    use kage_core::sealed::{Binding, open};
+    let dir = crate::common::vectors().join("sealed");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                .unwrap_or_else(|| panic!("{}: no {k}", path.display()))
+                .to_string()
+        };
+        let ring = KeyRing::from_identities([identity(&field("identity"))]);
+        let binding = Binding::new(
+            field("scope").parse().unwrap(),
+            &field("namespace"),
+            &field("name"),
+            &field("key"),
+        );
+        let result = open(&field("sealed"), &binding, &ring);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        match field("expect").as_str() {
+            "success" => {
+                let value = result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(hex, field("value-hex"), "{name}");
+            }
+            "binding mismatch" => assert!(
+                matches!(result, Err(kage_core::Error::BindingMismatch { .. })),
+                "{name}"
+            ),
+            "unknown key" => assert!(
+                matches!(result, Err(kage_core::Error::UnknownKey { .. })),
+                "{name}"
+            ),
+            "corrupt" => assert!(
+                matches!(result, Err(kage_core::Error::Corrupt { .. })),
+                "{name}"
+            ),
+            other => panic!("{name}: unknown expectation {other}"),
+        }
+        assert_eq!(
+            name.starts_with("fail_"),
+            field("expect") != "success",
+            "{name}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 8);
+}

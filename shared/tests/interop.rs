@@ -303,3 +303,52 @@ fn age_cli_opens_a_sealed_value() {
     let err = kage_core::sealed::open(&forged, &binding, &ring).unwrap_err();
     assert!(matches!(err, kage_core::Error::Corrupt { .. }), "{err}");
 }
+
+#[test]
+fn update_keys_and_rotate_are_read_by_sops() {
+    let key = identity("sops/key.txt");
+    let g2 = identity("sops/g2.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let docs = parse(&read("sops/secret.enc.yaml"), Format::Yaml).unwrap();
+    let file = kage_core::sops::SopsFile::open(&docs, std::slice::from_ref(&key)).unwrap();
+
+    // Same recipients: nothing to do.
+    assert!(
+        file.update_keys(&[vec![key.recipient()]], 0)
+            .unwrap()
+            .is_none()
+    );
+
+    // Re-wrap for g2 only: values, MAC and lastmodified untouched; only g2 decrypts.
+    let moved = file
+        .update_keys(&[vec![g2.recipient()]], 0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved[0].root.get("data"), docs[0].root.get("data"));
+    let sops_block = |d: &kage_core::document::Document| d.root.get("sops").unwrap().clone();
+    assert_eq!(
+        sops_block(&moved[0]).get("mac"),
+        sops_block(&docs[0]).get("mac")
+    );
+    let text = emit(&moved, Format::Yaml, &EmitOptions::sops()).unwrap();
+    let f = write(dir.path(), "moved.yaml", text.as_bytes());
+    same_data(
+        &sops_decrypt(dir.path(), &f, "yaml", std::slice::from_ref(&g2)),
+        &read("sops/secret.yaml"),
+        Format::Yaml,
+    );
+    assert!(decrypt(&moved, std::slice::from_ref(&key)).is_err());
+
+    // Rotate: a new data key, every value re-encrypted, still readable by sops.
+    let rotated = file
+        .rotate(Some(&[vec![key.recipient(), g2.recipient()]]))
+        .unwrap();
+    assert_ne!(rotated[0].root.get("data"), docs[0].root.get("data"));
+    let text = emit(&rotated, Format::Yaml, &EmitOptions::sops()).unwrap();
+    let f = write(dir.path(), "rotated.yaml", text.as_bytes());
+    same_data(
+        &sops_decrypt(dir.path(), &f, "yaml", std::slice::from_ref(&g2)),
+        &read("sops/secret.yaml"),
+        Format::Yaml,
+    );
+}

@@ -156,8 +156,12 @@ fn write_node(out: &mut String, node: &Node, indent: &str, depth: usize) {
             Scalar::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Scalar::Int(i) => out.push_str(&i.to_string()),
             Scalar::Float(f) if f.is_finite() => {
+                // Keep it a float when read back (`0.0`, not `0`), as serde_json does.
                 let s = format_float(*f);
                 out.push_str(&s);
+                if !s.contains(['.', 'e', 'E']) {
+                    out.push_str(".0");
+                }
             }
             Scalar::Float(f) => out.push_str(&double_quoted(&format_float(*f))),
             Scalar::Str(s) | Scalar::Time(s) => out.push_str(&double_quoted(s)),

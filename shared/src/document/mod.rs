@@ -293,9 +293,9 @@ pub const MAX_INPUT_LEN: usize = 64 << 20;
 ///
 /// ```
 /// use kage_core::document::{parse, emit, EmitOptions, Format};
-/// let docs = parse(b"# hello\nb: 1\na: [x, y]\n", Format::Yaml).unwrap();
+/// let docs = parse(b"# hello\nb: 1\na: [x, z]\n", Format::Yaml).unwrap();
 /// let out = emit(&docs, Format::Yaml, &EmitOptions::default()).unwrap();
-/// assert_eq!(out, "# hello\nb: 1\na:\n  - x\n  - y\n");
+/// assert_eq!(out, "# hello\nb: 1\na:\n  - x\n  - z\n");
 /// ```
 pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Document>> {
     if bytes.len() > MAX_INPUT_LEN {

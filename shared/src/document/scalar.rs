@@ -169,7 +169,7 @@ fn parse_go_int(s: &str) -> Option<i64> {
 /// go-yaml v3's timestamp formats, rendered as Go's RFC3339Nano.
 fn parse_timestamp(text: &str) -> Option<String> {
     let c = TIMESTAMP.captures(text)?;
-    let num = |i: usize| c.get(i).map(|m| m.as_str().parse::<i64>().ok()).flatten();
+    let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<i64>().ok());
     let (year, month, day) = (num(1)?, num(2)?, num(3)?);
     let (h, m, s, frac, zone) = if c.get(4).is_some() {
         (
