@@ -16,7 +16,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 fn kubectl() -> String {
@@ -32,7 +34,11 @@ async fn apply_base(kubeconfig: &Path) {
         .output()
         .await
         .expect("kubectl");
-    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
     let text = String::from_utf8(rendered.stdout).unwrap();
     let docs: Vec<&str> = text
         .split("\n---\n")
@@ -50,7 +56,10 @@ async fn apply_base(kubeconfig: &Path) {
     {
         use tokio::io::AsyncWriteExt;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(docs.join("\n---\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(docs.join("\n---\n").as_bytes())
+            .await
+            .unwrap();
     }
     let out = child.wait_with_output().await.unwrap();
     assert!(
@@ -151,7 +160,10 @@ impl Env {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < Duration::from_secs(25), "no exit after SIGTERM");
+            assert!(
+                start.elapsed() < Duration::from_secs(25),
+                "no exit after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -260,7 +272,10 @@ async fn first_key_is_generated_and_published() {
         .unwrap();
     assert_eq!(code, 200);
     assert!(m.contains("kage_keys{status=\"active\"} 1"), "{m}");
-    assert!(!env.log().contains("AGE-SECRET-KEY"), "key material in the log");
+    assert!(
+        !env.log().contains("AGE-SECRET-KEY"),
+        "key material in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +285,12 @@ async fn agesecret_lifecycle_with_drift() {
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
     let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
-    let ags = sealed_ags("prod", "db", &[("password", "hunter2"), ("user", "admin")], &to);
+    let ags = sealed_ags(
+        "prod",
+        "db",
+        &[("password", "hunter2"), ("user", "admin")],
+        &to,
+    );
     ags_api.create(&PostParams::default(), &ags).await.unwrap();
     assert!(
         wait_reason(&ags_api, "db", "True", "Decrypted").await,
@@ -280,8 +300,14 @@ async fn agesecret_lifecycle_with_drift() {
     let s = secrets.get("db").await.unwrap();
     assert_eq!(data_of(&s, "password").unwrap(), b"hunter2");
     assert_eq!(data_of(&s, "user").unwrap(), b"admin");
-    assert_eq!(s.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "kage");
-    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].kind, "AgeSecret");
+    assert_eq!(
+        s.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "kage"
+    );
+    assert_eq!(
+        s.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "AgeSecret"
+    );
     let status = ags_api.get("db").await.unwrap().status.unwrap();
     assert_eq!(status.key_ids, vec![to[0].kid().to_string()]);
     assert_eq!(status.secret_name.as_deref(), Some("db"));
@@ -291,11 +317,22 @@ async fn agesecret_lifecycle_with_drift() {
     let out = tokio::process::Command::new(kubectl())
         .arg("--kubeconfig")
         .arg(env.cluster.kubeconfig_path())
-        .args(["-n", "prod", "wait", "--for=condition=Ready", "ags/db", "--timeout=10s"])
+        .args([
+            "-n",
+            "prod",
+            "wait",
+            "--for=condition=Ready",
+            "ags/db",
+            "--timeout=10s",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Drift: an edited value is restored.
     secrets
@@ -318,12 +355,19 @@ async fn agesecret_lifecycle_with_drift() {
     assert!(restored, "edited Secret not restored; log:\n{}", env.log());
 
     // Drift: a deleted Secret is recreated.
-    secrets.delete("db", &DeleteParams::default()).await.unwrap();
+    secrets
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
     let recreated = eventually(Duration::from_secs(10), || async {
         secrets.get("db").await.is_ok()
     })
     .await;
-    assert!(recreated, "deleted Secret not recreated; log:\n{}", env.log());
+    assert!(
+        recreated,
+        "deleted Secret not recreated; log:\n{}",
+        env.log()
+    );
 
     // A value removed from the AgeSecret disappears from the Secret.
     let mut current = ags_api.get("db").await.unwrap();
@@ -357,11 +401,17 @@ async fn never_clobbers_and_binding_is_enforced() {
         "metadata": {"name": "taken"}, "data": {"k": "dGhlaXJz"}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &theirs).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
     let ags = sealed_ags("prod", "taken", &[("k", "mine")], &to);
     ags_api.create(&PostParams::default(), &ags).await.unwrap();
     assert!(wait_reason(&ags_api, "taken", "False", "SecretNotManaged").await);
-    assert_eq!(data_of(&secrets.get("taken").await.unwrap(), "k").unwrap(), b"theirs");
+    assert_eq!(
+        data_of(&secrets.get("taken").await.unwrap(), "k").unwrap(),
+        b"theirs"
+    );
 
     // A value copied from another AgeSecret: ScopeMismatch, nothing written.
     let other = sealed_ags("prod", "original", &[("k", "v")], &to);
@@ -398,7 +448,10 @@ async fn restored_key_retries_failed_objects_at_once() {
         "log:\n{}",
         env.log()
     );
-    assert!(start.elapsed() < Duration::from_secs(10), "not retried at once");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "not retried at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +486,10 @@ async fn rotation_on_request_and_graceful_shutdown() {
     let status = env.stop().await;
     assert!(status.success(), "exit {status:?}; log:\n{}", env.log());
     let lease = leases.get("kage-controller-leader").await.unwrap();
-    assert!(lease.spec.unwrap().holder_identity.is_none(), "Lease released");
+    assert!(
+        lease.spec.unwrap().holder_identity.is_none(),
+        "Lease released"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +509,10 @@ async fn api_through_the_service_proxy_for_any_user() {
     .header("content-type", "application/json")
     .body(body)
     .unwrap();
-    let text = alice.request_text(req).await.expect("verify through the proxy");
+    let text = alice
+        .request_text(req)
+        .await
+        .expect("verify through the proxy");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["ok"], true, "{text}");
     assert!(!text.contains("hunter2"));

@@ -32,6 +32,9 @@ pub struct Options {
     pub history_limit: usize,
     /// Interval of BOOKMARK events.
     pub bookmark_interval: Duration,
+    /// Print `METHOD URI -> STATUS` for every request on stderr (also with the
+    /// `KAGE_TESTCLUSTER_LOG=1` environment variable).
+    pub log_requests: bool,
 }
 
 impl Default for Options {
@@ -42,6 +45,7 @@ impl Default for Options {
             kubeconfig: None,
             history_limit: StoreConfig::default().history_limit,
             bookmark_interval: Duration::from_secs(2),
+            log_requests: std::env::var_os("KAGE_TESTCLUSTER_LOG").is_some_and(|v| v == "1"),
         }
     }
 }
@@ -89,6 +93,7 @@ impl TestCluster {
                 bookmark_interval: opts.bookmark_interval,
                 admin_token: admin_token.clone(),
                 anonymous_is_admin: opts.http,
+                log_requests: opts.log_requests,
             },
         );
         let listener = TcpListener::bind(opts.listen)

@@ -74,7 +74,7 @@ pub enum Error {
         causes: Vec<Cause>,
     },
     /// 422 Invalid.
-    #[error("{kind} {name:?} is invalid: {}", join_causes(.causes))]
+    #[error("{}{} {name:?} is invalid: {}", kind, if group.is_empty() { String::new() } else { format!(".{group}") }, join_causes(.causes))]
     Invalid {
         /// Kind, e.g. `Secret`.
         kind: String,

@@ -18,10 +18,12 @@ pub mod patch;
 pub mod proto;
 pub mod rbac;
 pub mod registry;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod ssa;
 pub mod store;
+pub mod target;
 pub mod tls;
 pub mod validate;
 
@@ -29,3 +31,4 @@ pub use cluster::{Options, TestCluster};
 pub use error::{Error, Result};
 pub use faults::{Faults, Matcher};
 pub use server::UPSTREAM_ANNOTATION;
+pub use target::{E2E_KUBECONFIG, Target};

@@ -29,6 +29,10 @@ struct Args {
     /// Seconds between watch BOOKMARK events.
     #[arg(long, default_value_t = 2)]
     bookmark_seconds: u64,
+    /// Log every request (`METHOD URI -> STATUS`) on stderr; `KAGE_TESTCLUSTER_LOG=1`
+    /// does the same.
+    #[arg(long)]
+    log_requests: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +59,8 @@ fn run(args: Args) -> Result<()> {
             kubeconfig: Some(args.kubeconfig.clone()),
             history_limit: args.history,
             bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
+            log_requests: args.log_requests
+                || std::env::var_os("KAGE_TESTCLUSTER_LOG").is_some_and(|v| v == "1"),
         })
         .await?;
         let mut out = std::io::stdout().lock();

@@ -55,8 +55,14 @@ pub fn json_patch(doc: &Value, patch: &Value) -> Result<Value> {
             }
             "test" => {
                 let expected = value()?;
-                let actual = get(&doc, path)?;
-                if *actual != expected {
+                // As in the API server's JSON patch library, a missing path tests equal to
+                // null (kube's finalizer helper relies on it).
+                let actual = match get(&doc, path) {
+                    Ok(v) => v.clone(),
+                    Err(_) if expected.is_null() => Value::Null,
+                    Err(e) => return Err(e),
+                };
+                if actual != expected {
                     return Err(Error::Unprocessable(format!(
                         "the server rejected our request due to an error in our request: testing value {path} failed"
                     )));
@@ -359,6 +365,19 @@ mod tests {
         assert_eq!(
             out,
             json!({"a": {"b": 5}, "l": [0, 2, 3], "x": 5, "y": 2, "k/e~y": true})
+        );
+    }
+
+    #[test]
+    fn json_patch_test_missing_is_null() {
+        let doc = json!({"metadata": {"name": "x"}});
+        let p = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                       {"op": "add", "path": "/metadata/finalizers", "value": ["a/b"]}]);
+        let out = json_patch(&doc, &p).expect("applies");
+        assert_eq!(out["metadata"]["finalizers"], json!(["a/b"]));
+        assert!(
+            json_patch(&out, &p).is_err(),
+            "test fails once finalizers exist"
         );
     }
 

@@ -17,6 +17,7 @@ enum F {
     Int,
     Bool,
     Time,
+    IntOrString,
     Msg(&'static [Field]),
     MapStr,
     MapBytes,
@@ -120,6 +121,13 @@ const SSAR: &[Field] = &[
     (2, "spec", F::Msg(SSAR_SPEC)),
 ];
 
+const SSRR_SPEC: &[Field] = &[(1, "namespace", F::Str)];
+const SSRR: &[Field] = &[
+    (1, "metadata", F::Msg(OBJECT_META)),
+    (2, "spec", F::Msg(SSRR_SPEC)),
+];
+const SSR: &[Field] = &[(1, "metadata", F::Msg(OBJECT_META))];
+
 const POLICY_RULE: &[Field] = &[
     (1, "verbs", F::RepStr),
     (2, "apiGroups", F::RepStr),
@@ -152,6 +160,8 @@ const SERVICE_PORT: &[Field] = &[
     (1, "name", F::Str),
     (2, "protocol", F::Str),
     (3, "port", F::Int),
+    (4, "targetPort", F::IntOrString),
+    (5, "nodePort", F::Int),
 ];
 const SERVICE_SPEC: &[Field] = &[
     (1, "ports", F::RepMsg(SERVICE_PORT)),
@@ -174,6 +184,8 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "ServiceAccount" => SERVICE_ACCOUNT,
         "TokenRequest" => TOKEN_REQUEST,
         "SelfSubjectAccessReview" => SSAR,
+        "SelfSubjectRulesReview" => SSRR,
+        "SelfSubjectReview" => SSR,
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "Service" => SERVICE,
@@ -287,6 +299,22 @@ fn time(b: &[u8]) -> Result<Value> {
         .unwrap_or(Value::Null))
 }
 
+/// intstr.IntOrString: type (0 int, 1 string), intVal, strVal.
+fn int_or_string(b: &[u8]) -> Result<Value> {
+    let mut r = Reader { buf: b, pos: 0 };
+    let (mut ty, mut i, mut s) = (0u64, 0i64, String::new());
+    while !r.done() {
+        let key = r.varint()?;
+        match (key >> 3, key & 7) {
+            (1, 0) => ty = r.varint()?,
+            (2, 0) => i = r.varint()? as i64,
+            (3, 2) => s = utf8(r.bytes()?)?,
+            (_, w) => r.skip(w)?,
+        }
+    }
+    Ok(if ty == 1 { json!(s) } else { json!(i) })
+}
+
 fn message(b: &[u8], schema: &[Field]) -> Result<Value> {
     let mut r = Reader { buf: b, pos: 0 };
     let mut out = Map::new();
@@ -320,6 +348,9 @@ fn message(b: &[u8], schema: &[Field]) -> Result<Value> {
                 if !t.is_null() {
                     out.insert(name, t);
                 }
+            }
+            (F::IntOrString, 2) => {
+                out.insert(name, int_or_string(r.bytes()?)?);
             }
             (F::Msg(s), 2) => {
                 out.insert(name, message(r.bytes()?, s)?);

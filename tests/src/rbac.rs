@@ -199,11 +199,13 @@ fn default_allows(a: &Attributes) -> bool {
                 || p.starts_with("/apis/")
                 || p.starts_with("/openapi/"));
     }
-    a.group == "authorization.k8s.io"
-        && a.verb == "create"
+    a.verb == "create"
         && matches!(
-            a.resource.as_str(),
-            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            (a.group.as_str(), a.resource.as_str()),
+            (
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            ) | ("authentication.k8s.io", "selfsubjectreviews")
         )
 }
 
@@ -262,6 +264,77 @@ pub fn allowed(policy: &Policy<'_>, user: &UserInfo, a: &Attributes) -> bool {
         }
     }
     false
+}
+
+/// Every rule that applies to the user in a namespace (SelfSubjectRulesReview), as
+/// (resource rules, non-resource rules), defaults included.
+pub fn rules_for(
+    policy: &Policy<'_>,
+    user: &UserInfo,
+    namespace: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    use serde_json::json;
+    if user.is_master() {
+        return (
+            vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+            vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+        );
+    }
+    let mut rules: Vec<Value> = vec![
+        json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+    ];
+    let mut non_resource: Vec<Value> = vec![json!({"verbs": ["get"], "nonResourceURLs": [
+        "/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version"]})];
+    let role_rules = |r: Option<&Value>| -> Vec<Value> {
+        r.and_then(|r| r.get("rules"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let cluster_role = |name: &str| {
+        policy
+            .cluster_roles
+            .iter()
+            .find(|r| meta(r, "name") == name)
+            .copied()
+    };
+    let mut found = vec![];
+    for b in &policy.cluster_role_bindings {
+        if binding_applies(b, user) {
+            let name = b
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            found.extend(role_rules(cluster_role(name)));
+        }
+    }
+    for b in &policy.role_bindings {
+        if meta(b, "namespace") != namespace || !binding_applies(b, user) {
+            continue;
+        }
+        let name = b
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let role = match b.pointer("/roleRef/kind").and_then(Value::as_str) {
+            Some("ClusterRole") => cluster_role(name),
+            _ => policy
+                .roles
+                .iter()
+                .find(|r| meta(r, "namespace") == namespace && meta(r, "name") == name)
+                .copied(),
+        };
+        found.extend(role_rules(role));
+    }
+    for r in found {
+        if r.get("nonResourceURLs").is_some() {
+            non_resource.push(r);
+        } else {
+            rules.push(r);
+        }
+    }
+    (rules, non_resource)
 }
 
 #[cfg(test)]
@@ -334,6 +407,28 @@ mod tests {
             groups: vec![],
         };
         assert!(!allowed(&p, &nobody, &attrs("watch", "leases", "", "")));
+    }
+
+    #[test]
+    fn rules_review_collects_bound_rules() {
+        let role = json!({"metadata": {"name": "r", "namespace": "app"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]});
+        let rb = json!({"metadata": {"name": "rb", "namespace": "app"},
+            "roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "User", "name": "u"}]});
+        let p = Policy {
+            roles: vec![&role],
+            role_bindings: vec![&rb],
+            ..Default::default()
+        };
+        let u = UserInfo {
+            name: "u".into(),
+            groups: vec![],
+        };
+        let (rules, non) = rules_for(&p, &u, "app");
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1]["resources"], json!(["secrets"]));
+        assert_eq!(non.len(), 1);
+        assert_eq!(rules_for(&p, &u, "other").0.len(), 1);
     }
 
     #[test]

@@ -291,6 +291,81 @@ impl Registry {
                 &[],
             ),
         ];
+        // Stored only, never run: lets the deploy/ manifests (Deployment, PDB,
+        // NetworkPolicy, ...) be applied in tests. No pods, no rollout, no status.
+        types.extend([
+            builtin(
+                "apps",
+                "Deployment",
+                "deployments",
+                true,
+                &["deploy"],
+                &["all"],
+                true,
+                &[],
+            ),
+            builtin(
+                "apps",
+                "StatefulSet",
+                "statefulsets",
+                true,
+                &["sts"],
+                &["all"],
+                true,
+                &[],
+            ),
+            builtin(
+                "apps",
+                "DaemonSet",
+                "daemonsets",
+                true,
+                &["ds"],
+                &["all"],
+                true,
+                &[],
+            ),
+            builtin(
+                "policy",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+                true,
+                &["pdb"],
+                &[],
+                true,
+                &[],
+            ),
+            builtin(
+                "networking.k8s.io",
+                "NetworkPolicy",
+                "networkpolicies",
+                true,
+                &["netpol"],
+                &[],
+                false,
+                &[],
+            ),
+            // `kubectl describe namespace` lists these.
+            builtin(
+                "",
+                "ResourceQuota",
+                "resourcequotas",
+                true,
+                &["quota"],
+                &[],
+                true,
+                &[],
+            ),
+            builtin(
+                "",
+                "LimitRange",
+                "limitranges",
+                true,
+                &["limits"],
+                &[],
+                false,
+                &[],
+            ),
+        ]);
         let mut ssar = builtin(
             "authorization.k8s.io",
             "SelfSubjectAccessReview",
@@ -303,6 +378,30 @@ impl Registry {
         );
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
+        let mut ssrr = builtin(
+            "authorization.k8s.io",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            &[],
+            &[],
+            false,
+            &[],
+        );
+        ssrr.verbs = vec!["create".into()];
+        types.push(ssrr);
+        let mut ssr = builtin(
+            "authentication.k8s.io",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+            &[],
+            &[],
+            false,
+            &[],
+        );
+        ssr.verbs = vec!["create".into()];
+        types.push(ssr);
         let mut reg = Registry {
             types: BTreeMap::new(),
         };

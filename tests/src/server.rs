@@ -38,6 +38,8 @@ pub struct ServerConfig {
     /// Requests without credentials act as the admin (plain-HTTP mode, like the old
     /// insecure port: client-go sends no bearer token over plain HTTP).
     pub anonymous_is_admin: bool,
+    /// Print `METHOD URI -> STATUS` for every request on stderr.
+    pub log_requests: bool,
 }
 
 /// Shared server state.
@@ -140,6 +142,17 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
+    if !state.config.log_requests {
+        return serve_request(state, req).await;
+    }
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let line = format!("{} {target}", req.method());
+    let resp = serve_request(state, req).await;
+    eprintln!("kage-testcluster: {line} -> {}", resp.status().as_u16());
+    resp
+}
+
+async fn serve_request(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = query_map(parts.uri.query());
@@ -351,6 +364,15 @@ impl Ctx {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
+    }
+
+    /// `Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (kube's
+    /// metadata API and metadata_watcher).
+    fn wants_partial(&self) -> bool {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
     }
 
     fn wants_table(&self) -> bool {
@@ -601,6 +623,9 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
             if ctx.wants_table() {
                 return Ok(json_response(200, &table(&rt, &[present(&rt, obj)], None)));
             }
+            if ctx.wants_partial() {
+                return Ok(json_response(200, &partial(&obj)));
+            }
             Ok(json_response(200, &present(&rt, obj)))
         }
         "list" => {
@@ -627,6 +652,18 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
             if ctx.wants_table() {
                 return Ok(json_response(200, &table(&rt, &items, Some(meta))));
             }
+            if ctx.wants_partial() {
+                let items: Vec<Value> = items.iter().map(partial).collect();
+                return Ok(json_response(
+                    200,
+                    &json!({
+                        "kind": "PartialObjectMetadataList",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                        "items": items,
+                    }),
+                ));
+            }
             Ok(json_response(
                 200,
                 &json!({
@@ -642,15 +679,15 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
         "update" => {
             let body = ctx.body_json()?;
             let opts = ctx.write_options(&rt.api_version());
-            let obj = ctx.state.store().update(
-                &rt,
-                ns_str,
-                name.unwrap_or_default(),
-                body,
-                sub,
-                &opts,
-            )?;
-            Ok(json_response(200, &present(&rt, obj)))
+            let name = name.unwrap_or_default();
+            let mut store = ctx.state.store();
+            let existed = store.get(&rt, ns_str, name).is_ok();
+            let obj = store.update(&rt, ns_str, name, body, sub, &opts)?;
+            drop(store);
+            Ok(json_response(
+                if existed { 200 } else { 201 },
+                &present(&rt, obj),
+            ))
         }
         "patch" => {
             let ct = ctx
@@ -727,6 +764,15 @@ fn not_found_path() -> Error {
     }
 }
 
+/// The PartialObjectMetadata form of an object.
+fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
 /// An object as served in the requested version.
 fn present(rt: &ResourceType, mut obj: Value) -> Value {
     obj["apiVersion"] = json!(rt.api_version());
@@ -788,6 +834,42 @@ fn create(
     let body = ctx.body_json()?;
     if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectaccessreviews" {
         return Ok(json_response(201, &self_subject_access_review(ctx, body)?));
+    }
+    if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectrulesreviews" {
+        let ns = body
+            .pointer("/spec/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let store = ctx.state.store();
+        let policy = Policy {
+            roles: store.all_of("rbac.authorization.k8s.io", "roles"),
+            cluster_roles: store.all_of("rbac.authorization.k8s.io", "clusterroles"),
+            role_bindings: store.all_of("rbac.authorization.k8s.io", "rolebindings"),
+            cluster_role_bindings: store.all_of("rbac.authorization.k8s.io", "clusterrolebindings"),
+        };
+        let (rules, non) = rbac::rules_for(&policy, &ctx.user, &ns);
+        return Ok(json_response(
+            201,
+            &json!({
+                "kind": "SelfSubjectRulesReview",
+                "apiVersion": "authorization.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "spec": {"namespace": ns},
+                "status": {"resourceRules": rules, "nonResourceRules": non, "incomplete": false},
+            }),
+        ));
+    }
+    if rt.group == "authentication.k8s.io" && rt.plural == "selfsubjectreviews" {
+        return Ok(json_response(
+            201,
+            &json!({
+                "kind": "SelfSubjectReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"creationTimestamp": null},
+                "status": {"userInfo": {"username": ctx.user.name, "groups": ctx.user.groups}},
+            }),
+        ));
     }
     if sub == "token" {
         let name = name.unwrap_or_default();
@@ -1203,6 +1285,7 @@ fn watch_stream(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let table = ctx.wants_table();
+    let partial_only = ctx.wants_partial();
     let filter = WatchFilter {
         labels,
         fields,
@@ -1213,10 +1296,13 @@ fn watch_stream(
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(256);
     let started = ctx.state.store().watch(&rt, ns, from);
     let interval = ctx.state.config.bookmark_interval;
+    let state = ctx.state.clone();
     let render = move |kind: EventType, obj: &Value| -> Bytes {
         let obj = present(&rt, obj.clone());
         if table {
             watch_line(kind.as_str(), &self::table(&rt, &[obj], None))
+        } else if partial_only {
+            watch_line(kind.as_str(), &partial(&obj))
         } else {
             watch_line(kind.as_str(), &obj)
         }
@@ -1268,6 +1354,19 @@ fn watch_stream(
                     }
                 }
                 _ = tick.tick(), if bookmarks => {
+                    // Bookmarks carry the global resourceVersion, as the real server's do, so
+                    // quiet watchers stay ahead of the history window. Every event up to it
+                    // is already in our channel (sent under the same lock that bumps it), so
+                    // drain those first.
+                    let current = state.store().resource_version();
+                    while let Ok(ev) = rx.try_recv() {
+                        if let Some(k) = filter.translate(&ev)
+                            && out_tx.send(render(k, &ev.object)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    last = last.max(current);
                     if out_tx.send(bookmark(last, false)).await.is_err() {
                         return;
                     }
@@ -1444,5 +1543,109 @@ async fn admin(
             }
         }
         _ => error_response(&not_found_path()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn query_decoding() {
+        let q = query_map(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&x"));
+        assert_eq!(q["labelSelector"], "app=web,tier in (a)");
+        assert!(truthy(&q, "watch"));
+        assert_eq!(q["x"], "");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn printer_column_jsonpath() {
+        let o = json!({"status": {"conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]},
+                       "spec": {"size": 3}});
+        assert_eq!(
+            cell(&o, r#".status.conditions[?(@.type=="Ready")].status"#),
+            json!("True")
+        );
+        assert_eq!(cell(&o, ".spec.size"), json!(3));
+        assert_eq!(cell(&o, ".spec.missing"), Value::Null);
+    }
+
+    #[test]
+    fn watch_filter_turns_selector_transitions_into_added_and_deleted() {
+        let f = WatchFilter {
+            labels: LabelSelector::parse("app=x").expect("selector"),
+            fields: FieldSelector::default(),
+            namespace: None,
+        };
+        let with = json!({"metadata": {"name": "a", "labels": {"app": "x"}}});
+        let without = json!({"metadata": {"name": "a"}});
+        let ev = |kind, object: &Value, old: Option<&Value>| Event {
+            rv: 1,
+            gr: (String::new(), "configmaps".into()),
+            kind,
+            object: Arc::new(object.clone()),
+            old: old.map(|o| Arc::new(o.clone())),
+        };
+        assert_eq!(
+            f.translate(&ev(EventType::Added, &with, None)),
+            Some(EventType::Added)
+        );
+        assert_eq!(f.translate(&ev(EventType::Added, &without, None)), None);
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &without, Some(&with))),
+            Some(EventType::Deleted)
+        );
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &with, Some(&without))),
+            Some(EventType::Added)
+        );
+        assert_eq!(
+            f.translate(&ev(EventType::Modified, &without, Some(&without))),
+            None
+        );
+    }
+
+    #[test]
+    fn bodies_json_yaml_and_errors() {
+        assert_eq!(
+            parse_body(b"{\"a\":1}", "application/json").expect("json"),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            parse_body(b"a: 1\nb: [x]\n", "application/apply-patch+yaml").expect("yaml"),
+            json!({"a": 1, "b": ["x"]})
+        );
+        assert_eq!(
+            parse_body(b"a: 1", "application/json").unwrap_err().code(),
+            400
+        );
+        assert_eq!(parse_body(b"", "application/json").unwrap_err().code(), 400);
+        assert_eq!(
+            parse_body(b"\xff\x00", "application/yaml")
+                .unwrap_err()
+                .code(),
+            400
+        );
+    }
+
+    #[test]
+    fn tables_have_kind_specific_columns() {
+        let reg = crate::registry::Registry::new();
+        let rt = reg.get("", "v1", "secrets").expect("secrets");
+        let t = table(
+            rt,
+            &[json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"a": "", "b": ""}})],
+            None,
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Name", "Type", "Data", "Age"]);
+        assert_eq!(t["rows"][0]["cells"][2], 2);
     }
 }

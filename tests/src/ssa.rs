@@ -55,7 +55,23 @@ impl ListTypes for SchemaListTypes<'_> {
             _ => {}
         }
         let Some(mut node) = self.schema else {
-            return ListType::Atomic;
+            // Built-in types: the same merge keys strategic merge patch uses.
+            let Some(last) = fields.last() else {
+                return ListType::Atomic;
+            };
+            return match crate::patch::merge_key(last, None) {
+                crate::patch::ListStrategy::Replace => ListType::Atomic,
+                crate::patch::ListStrategy::MergeSet => ListType::Set,
+                crate::patch::ListStrategy::MergeKey(k) => {
+                    let parent = fields.len().checked_sub(2).map(|i| fields[i].as_str());
+                    // Service ports vs container ports.
+                    if last == "ports" && parent != Some("spec") {
+                        ListType::Map(vec!["containerPort".into()])
+                    } else {
+                        ListType::Map(vec![k.to_string()])
+                    }
+                }
+            };
         };
         for f in fields {
             // Step through arrays' items on the way down.
@@ -731,6 +747,21 @@ mod tests {
         let a = apply(&o(json!([])), &o(json!([r1, r2])), &w("m"), false, &NONE).expect("ok");
         let b = apply(&a, &o(json!([r1])), &w("m"), false, &NONE).expect("ok");
         assert_eq!(b["metadata"]["ownerReferences"], json!([r1]));
+    }
+
+    #[test]
+    fn builtin_list_types_follow_merge_keys() {
+        let f = |p: &[&str]| NONE.list_type(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            f(&["spec", "template", "spec", "containers"]),
+            ListType::Map(vec!["name".into()])
+        );
+        assert_eq!(f(&["spec", "ports"]), ListType::Map(vec!["port".into()]));
+        assert_eq!(
+            f(&["spec", "template", "spec", "containers", "ports"]),
+            ListType::Map(vec!["containerPort".into()])
+        );
+        assert_eq!(f(&["spec", "args"]), ListType::Atomic);
     }
 
     #[test]

@@ -196,7 +196,8 @@ impl Default for StoreConfig {
 pub struct Store {
     /// Served resources.
     pub registry: Registry,
-    objects: HashMap<Gr, BTreeMap<Key, Value>>,
+    // Shared with the watch history (one copy of each object version in memory).
+    objects: HashMap<Gr, BTreeMap<Key, Arc<Value>>>,
     rv: u64,
     history: VecDeque<Arc<Event>>,
     history_floor: u64,
@@ -347,32 +348,40 @@ impl Store {
         self.objects
             .get(&gr_of(rt))
             .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
-            .cloned()
+            .map(|a| (**a).clone())
             .ok_or_else(|| Error::not_found(&rt.qualified(), name))
     }
 
     /// Read by (group, plural) without a registry entry.
     pub fn get_raw(&self, gr: &Gr, key: &Key) -> Option<&Value> {
-        self.objects.get(gr).and_then(|m| m.get(key))
+        self.objects
+            .get(gr)
+            .and_then(|m| m.get(key))
+            .map(|a| a.as_ref())
     }
 
     /// All objects of a resource (RBAC evaluation, tests).
     pub fn all_of(&self, group: &str, plural: &str) -> Vec<&Value> {
         self.objects
             .get(&(group.to_string(), plural.to_string()))
-            .map(|m| m.values().collect())
+            .map(|m| m.values().map(|a| a.as_ref()).collect())
             .unwrap_or_default()
     }
 
-    /// List with selectors and paging. Pages read the live state (no snapshot).
+    /// List with selectors and paging. Pages read the live state (no snapshot), but every
+    /// page reports the first page's resourceVersion, so a watch started from it replays
+    /// whatever changed during the paging.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>, q: &ListQuery) -> Result<Page> {
-        let start: Option<Key> = match &q.continue_token {
-            Some(t) => Some(decode_continue(t, self.history_floor)?),
-            None => None,
+        let (list_rv, start): (u64, Option<Key>) = match &q.continue_token {
+            Some(t) => {
+                let (rv, key) = decode_continue(t, self.history_floor)?;
+                (rv, Some(key))
+            }
+            None => (self.rv, None),
         };
         let empty = BTreeMap::new();
         let map = self.objects.get(&gr_of(rt)).unwrap_or(&empty);
-        let range: Box<dyn Iterator<Item = (&Key, &Value)>> = match (&start, ns) {
+        let range: Box<dyn Iterator<Item = (&Key, &Arc<Value>)>> = match (&start, ns) {
             (Some(k), _) => Box::new(map.range((
                 std::ops::Bound::Excluded(k.clone()),
                 std::ops::Bound::Unbounded,
@@ -400,16 +409,16 @@ impl Store {
                 continue;
             }
             last = Some(k.clone());
-            items.push(v.clone());
+            items.push((**v).clone());
         }
         let continue_token = if remaining > 0 {
-            last.map(|k| encode_continue(self.rv, &k))
+            last.map(|k| encode_continue(list_rv, &k))
         } else {
             None
         };
         Ok(Page {
             items,
-            resource_version: self.rv,
+            resource_version: list_rv,
             remaining: continue_token.as_ref().map(|_| remaining),
             continue_token,
         })
@@ -453,7 +462,7 @@ impl Store {
                                 .unwrap_or(0),
                             gr: gr.clone(),
                             kind: EventType::Added,
-                            object: Arc::new(v.clone()),
+                            object: v.clone(),
                             old: None,
                         })
                     })
@@ -485,13 +494,13 @@ impl Store {
         self.watchers.iter().filter(|w| !w.tx.is_closed()).count()
     }
 
-    fn record(&mut self, gr: Gr, kind: EventType, object: Value, old: Option<Value>) {
+    fn record(&mut self, gr: Gr, kind: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
         let ev = Arc::new(Event {
             rv: self.rv,
             gr,
             kind,
-            object: Arc::new(object),
-            old: old.map(Arc::new),
+            object,
+            old,
         });
         self.watchers.retain(|w| {
             if w.gr != ev.gr {
@@ -542,24 +551,25 @@ impl Store {
     fn put(&mut self, gr: &Gr, key: &Key, mut obj: Value) -> Value {
         self.rv += 1;
         md_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let shared = Arc::new(obj);
         let old = self
             .objects
             .entry(gr.clone())
             .or_default()
-            .insert(key.clone(), obj.clone());
-        self.index(gr, key, old.as_ref(), Some(&obj));
+            .insert(key.clone(), shared.clone());
+        self.index(gr, key, old.as_deref(), Some(&shared));
         let kind = if old.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.record(gr.clone(), kind, obj.clone(), old);
-        obj
+        self.record(gr.clone(), kind, shared.clone(), old);
+        (*shared).clone()
     }
 
     /// Remove an object for good: DELETED event, then queue GC/namespace/CRD follow-ups.
     fn remove(&mut self, gr: &Gr, key: &Key) -> Option<Value> {
-        let mut obj = self.objects.get_mut(gr)?.remove(key)?;
+        let mut obj = Arc::unwrap_or_clone(self.objects.get_mut(gr)?.remove(key)?);
         self.rv += 1;
         md_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         self.index(gr, key, Some(&obj), None);
@@ -587,7 +597,7 @@ impl Store {
                 .collect();
             self.watchers.retain(|w| !gone.contains(&w.gr));
         }
-        self.record(gr.clone(), EventType::Deleted, obj.clone(), None);
+        self.record(gr.clone(), EventType::Deleted, Arc::new(obj.clone()), None);
         Some(obj)
     }
 
@@ -805,6 +815,11 @@ impl Store {
             }
             _ => {}
         }
+        if rt.is_custom()
+            && let Some(schema) = &rt.schema
+        {
+            causes.extend(crate::schema::apply(obj, schema));
+        }
         if let Some(o) = old
             && rt.group.is_empty()
             && (rt.plural == "secrets" || rt.plural == "configmaps")
@@ -833,7 +848,35 @@ impl Store {
         sub: &str,
         opts: &WriteOptions,
     ) -> Result<Value> {
-        let old = self.get(rt, ns, name)?;
+        let old = match self.get(rt, ns, name) {
+            Ok(o) => o,
+            // Leases, Events and Services allow create-on-update, as on a real server
+            // (leader-election clients rely on it).
+            Err(Error::NotFound { .. })
+                if sub.is_empty()
+                    && md(&body, "resourceVersion").is_empty()
+                    && matches!(
+                        (rt.group.as_str(), rt.plural.as_str()),
+                        ("coordination.k8s.io", "leases")
+                            | ("", "events")
+                            | ("events.k8s.io", "events")
+                            | ("", "services")
+                    ) =>
+            {
+                let mut body = body;
+                if body.is_object() && md(&body, "name").is_empty() {
+                    md_mut(&mut body).insert("name".into(), json!(name));
+                }
+                if md(&body, "name") != name {
+                    return Err(Error::BadRequest(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        md(&body, "name")
+                    )));
+                }
+                return self.create(rt, ns, body, opts);
+            }
+            Err(e) => return Err(e),
+        };
         if !body.is_object() {
             return Err(Error::BadRequest(
                 "the body of the request must be a JSON object".into(),
@@ -847,18 +890,33 @@ impl Store {
         }
         let rv = md(&body, "resourceVersion");
         if rv.is_empty() && rt.is_custom() {
-            return Err(Error::invalid(
-                &rt.kind,
-                name,
-                Cause::invalid(
+            return Err(Error::Invalid {
+                kind: rt.kind.clone(),
+                group: rt.group.clone(),
+                name: name.to_string(),
+                causes: vec![Cause::new(
+                    "FieldValueInvalid",
                     "metadata.resourceVersion",
-                    "0x0",
-                    "must be specified for an update",
-                ),
-            ));
+                    "Invalid value: 0x0: must be specified for an update",
+                )],
+            });
         }
         if !rv.is_empty() && rv != md(&old, "resourceVersion") {
             return Err(Error::stale(&rt.qualified(), name));
+        }
+        // A uid in the body is a precondition (the object may have been recreated).
+        let uid = md(&body, "uid");
+        if !uid.is_empty() && uid != md(&old, "uid") {
+            return Err(Error::Conflict {
+                resource: rt.qualified(),
+                name: name.to_string(),
+                message: format!(
+                    "Operation cannot be fulfilled on {} {name:?}: Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    rt.qualified(),
+                    md(&old, "uid")
+                ),
+                causes: vec![],
+            });
         }
         let new = split_status(rt, &old, body, sub);
         self.finish_write(rt, ns, &old, new, sub, opts, true)
@@ -1114,14 +1172,15 @@ impl Store {
         if old.pointer("/metadata/deletionTimestamp").is_some() {
             let old_f = finalizers(old);
             if finalizers(&new).iter().any(|f| !old_f.contains(f)) {
-                return Err(Error::invalid(
-                    &rt.kind,
-                    &name,
-                    Cause::forbidden(
+                return Err(Error::Invalid {
+                    kind: rt.kind.clone(),
+                    group: rt.group.clone(),
+                    name: name.clone(),
+                    causes: vec![Cause::forbidden(
                         "metadata.finalizers",
                         "no new finalizers can be added if the object is being deleted",
-                    ),
-                ));
+                    )],
+                });
             }
         }
         self.normalize(rt, Some(old), &mut new)?;
@@ -1286,12 +1345,14 @@ impl Store {
             if gr.0.is_empty() && gr.1 == "namespaces" {
                 obj["status"] = json!({"phase": "Terminating"});
             }
-            let stored = if first || policy == Propagation::Foreground {
+            // Deleting a terminating object again changes nothing (no new resourceVersion).
+            let stored = if Some(&obj) != self.get_raw(gr, key) {
                 self.put(gr, key, obj)
             } else {
                 obj
             };
-            if policy == Propagation::Foreground {
+            // Only on the first foreground pass: ownership cycles must not recurse forever.
+            if policy == Propagation::Foreground && first {
                 for (dgr, dkey) in deps {
                     self.delete_key(&dgr, &dkey, Propagation::Foreground);
                 }
@@ -1558,6 +1619,10 @@ fn split_status(rt: &ResourceType, old: &Value, mut new: Value, sub: &str) -> Va
                 }
             }
         }
+        // Keep the writer's managedFields (server-side apply to /status computed them).
+        if let Some(mf) = new.pointer("/metadata/managedFields").cloned() {
+            md_mut(&mut out).insert("managedFields".into(), mf);
+        }
         return out;
     }
     if rt.status_subresource
@@ -1580,7 +1645,7 @@ fn encode_continue(rv: u64, key: &Key) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(token: &str, floor: u64) -> Result<Key> {
+fn decode_continue(token: &str, floor: u64) -> Result<(u64, Key)> {
     let bad = || Error::BadRequest("continue key is not valid: invalid continue token".into());
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -1593,14 +1658,17 @@ fn decode_continue(token: &str, floor: u64) -> Result<Key> {
         ));
     }
     Ok((
-        v.get("ns")
-            .and_then(Value::as_str)
-            .ok_or_else(bad)?
-            .to_string(),
-        v.get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(bad)?
-            .to_string(),
+        rv,
+        (
+            v.get("ns")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?
+                .to_string(),
+            v.get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(bad)?
+                .to_string(),
+        ),
     ))
 }
 
@@ -1811,6 +1879,16 @@ mod tests {
             .expect("update");
         assert_ne!(md(&after, "resourceVersion"), rv1);
         assert_eq!(after.pointer("/metadata/generation"), Some(&json!(2)));
+        // A uid from an earlier incarnation is a failed precondition.
+        let mut other = after.clone();
+        other["metadata"]["uid"] = json!("someone-else");
+        let err = s
+            .update(&rt, "default", "x", other, "", &opts())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Precondition failed: UID"),
+            "{err}"
+        );
         // Stale resourceVersion.
         let err = s
             .update(&rt, "default", "x", changed, "", &opts())
@@ -1925,6 +2003,133 @@ mod tests {
     }
 
     #[test]
+    fn stored_objects_serialize_with_sorted_keys() {
+        // Guards against serde_json's `preserve_order` being enabled anywhere in the build:
+        // the real server writes custom resources with sorted keys.
+        let mut s = store();
+        let rt = s.registry.get("", "v1", "configmaps").cloned().expect("cm");
+        let obj =
+            serde_json::from_str::<Value>(r#"{"metadata":{"name":"k"},"data":{"z":"1","a":"2"}}"#)
+                .expect("json");
+        let stored = s.create(&rt, "default", obj, &opts()).expect("create");
+        let text = stored["data"].to_string();
+        assert_eq!(text, r#"{"a":"2","z":"1"}"#);
+    }
+
+    #[test]
+    fn status_apply_tracks_and_removes_its_fields() {
+        let mut s = store();
+        let crdrt = s
+            .registry
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .cloned()
+            .expect("crd");
+        let crd = json!({"metadata": {"name": "things.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"kind": "Thing", "plural": "things"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        s.create(&crdrt, "", crd, &opts()).expect("crd");
+        let rt = s
+            .registry
+            .get("example.com", "v1", "things")
+            .cloned()
+            .expect("rt");
+        s.create(
+            &rt,
+            "default",
+            json!({"metadata": {"name": "t"}, "spec": {}}),
+            &opts(),
+        )
+        .expect("cr");
+        let ctl = WriteOptions {
+            manager: "ctl".into(),
+            ..opts()
+        };
+        let apply =
+            |st: Value| json!({"apiVersion": "example.com/v1", "kind": "Thing", "status": st});
+        let a = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1, "b": 2})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("status apply");
+        assert_eq!(a["status"], json!({"a": 1, "b": 2}));
+        let entry = ssa::read_entries(&a)
+            .into_iter()
+            .find(|e| e.manager == "ctl")
+            .expect("entry");
+        assert_eq!(
+            (entry.operation.as_str(), entry.subresource.as_str()),
+            ("Apply", "status")
+        );
+        let b = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("drop b");
+        assert_eq!(b["status"], json!({"a": 1}));
+        let again = s
+            .patch(
+                &rt,
+                "default",
+                "t",
+                PatchType::Apply,
+                &apply(json!({"a": 1})),
+                "status",
+                true,
+                &ctl,
+            )
+            .expect("no-op");
+        assert_eq!(md(&again, "resourceVersion"), md(&b, "resourceVersion"));
+    }
+
+    #[test]
+    fn leases_allow_create_on_update() {
+        let mut s = store();
+        let rt = s
+            .registry
+            .get("coordination.k8s.io", "v1", "leases")
+            .cloned()
+            .expect("leases");
+        let l = s
+            .update(
+                &rt,
+                "default",
+                "leader",
+                json!({"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}),
+                "",
+                &opts(),
+            )
+            .expect("created by PUT");
+        assert_eq!(l["spec"]["holderIdentity"], "a");
+        let cm = s.registry.get("", "v1", "configmaps").cloned().expect("cm");
+        let err = s
+            .update(
+                &cm,
+                "default",
+                "nope",
+                json!({"metadata": {"name": "nope"}}),
+                "",
+                &opts(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), 404);
+    }
+
+    #[test]
     fn paging() {
         let mut s = store();
         let rt = secrets(&s);
@@ -1951,6 +2156,27 @@ mod tests {
             }
         }
         assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+        // Later pages keep the first page's resourceVersion, even across writes.
+        let first = s
+            .list(
+                &rt,
+                Some("default"),
+                &ListQuery {
+                    limit: 2,
+                    ..Default::default()
+                },
+            )
+            .expect("p1");
+        s.create(&rt, "default", json!({"metadata": {"name": "zz"}}), &opts())
+            .expect("write");
+        let q2 = ListQuery {
+            limit: 2,
+            continue_token: first.continue_token.clone(),
+            ..Default::default()
+        };
+        let second = s.list(&rt, Some("default"), &q2).expect("p2");
+        assert_eq!(second.resource_version, first.resource_version);
+        assert!(s.resource_version() > first.resource_version);
     }
 
     #[test]

@@ -147,6 +147,41 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
             )),
         }
     }
+    if let Some(refs) = obj
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+    {
+        let mut controllers = 0;
+        for r in refs {
+            for (field, what) in [
+                ("apiVersion", "version"),
+                ("kind", "kind"),
+                ("name", "name"),
+                ("uid", "uid"),
+            ] {
+                if r.get(field)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    causes.push(Cause::invalid(
+                        format!("metadata.ownerReferences.{field}"),
+                        "",
+                        &format!("{what} must not be empty"),
+                    ));
+                }
+            }
+            if r.get("controller").and_then(Value::as_bool) == Some(true) {
+                controllers += 1;
+            }
+        }
+        if controllers > 1 {
+            causes.push(Cause::invalid(
+                "metadata.ownerReferences",
+                "",
+                "Only one reference can have Controller set to true",
+            ));
+        }
+    }
     if let Some(ann) = obj
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
@@ -428,6 +463,21 @@ mod tests {
             metadata(&json!({"metadata": {"name": "a.b"}}), NameRule::Label).len(),
             1
         );
+    }
+
+    #[test]
+    fn owner_references() {
+        let ok = json!({"metadata": {"name": "a", "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o", "uid": "u", "controller": true}]}});
+        assert!(metadata(&ok, NameRule::Subdomain).is_empty());
+        let bad = json!({"metadata": {"name": "a", "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o"}]}});
+        assert_eq!(
+            metadata(&bad, NameRule::Subdomain)[0].field,
+            "metadata.ownerReferences.uid"
+        );
+        let two = json!({"metadata": {"name": "a", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "K", "name": "o", "uid": "1", "controller": true},
+            {"apiVersion": "v1", "kind": "K", "name": "p", "uid": "2", "controller": true}]}});
+        assert_eq!(metadata(&two, NameRule::Subdomain).len(), 1);
     }
 
     #[test]

@@ -332,3 +332,178 @@ async fn conflicts_are_retried_by_read_modify_write() {
     );
     let _ = cms.list(&ListParams::default()).await.expect("list");
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_sees_initial_objects_and_changes() {
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    let mk = |n: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": n}})).expect("cm")
+    };
+    cms.create(&PostParams::default(), &mk("early"))
+        .await
+        .expect("early");
+    let mut stream = watcher(cms.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut init_done = false;
+    let mut names = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(init_done && names.contains("late")) {
+        let ev = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("events in time")
+            .expect("stream continues")
+            .expect("no watch error");
+        match ev {
+            watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+                names.insert(o.name_any());
+            }
+            watcher::Event::InitDone => {
+                init_done = true;
+                assert!(
+                    names.contains("early"),
+                    "initial objects come before InitDone"
+                );
+                cms.create(&PostParams::default(), &mk("late"))
+                    .await
+                    .expect("late");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn kube_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::finalizer::{Event as Fin, finalizer};
+    let c = cluster().await;
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "f"}})).expect("cm"),
+    )
+    .await
+    .expect("create");
+    let cleaned = Arc::new(AtomicUsize::new(0));
+    let run = |obj: ConfigMap| {
+        let cms = cms.clone();
+        let cleaned = cleaned.clone();
+        async move {
+            finalizer(&cms, "kage.dev/cleanup", Arc::new(obj), |ev| async move {
+                if let Fin::Cleanup(_) = ev {
+                    cleaned.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<_, kube::Error>(Action::await_change())
+            })
+            .await
+        }
+    };
+    // First pass adds the finalizer (JSON patch with a `test` against a missing field).
+    run(cms.get("f").await.expect("get"))
+        .await
+        .expect("adds finalizer");
+    let live = cms.get("f").await.expect("get");
+    assert_eq!(
+        live.metadata.finalizers.clone().unwrap_or_default(),
+        ["kage.dev/cleanup"]
+    );
+    run(live).await.expect("apply pass");
+    cms.delete("f", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let terminating = cms.get("f").await.expect("held by the finalizer");
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    run(terminating).await.expect("cleanup pass");
+    assert_eq!(cleaned.load(Ordering::SeqCst), 1);
+    assert_eq!(status_of(cms.get("f").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn metadata_api_and_metadata_watcher() {
+    use kube::core::PartialObjectMeta;
+    let c = cluster().await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(c.client(), "default");
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "stringData": {"k": "v"}}),
+            )
+            .expect("s"),
+        )
+        .await
+        .expect("create");
+    let meta = secrets.get_metadata("m").await.expect("metadata");
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(meta.metadata.labels.unwrap_or_default()["a"], "b");
+    let list = secrets
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("list metadata");
+    assert_eq!(list.items.len(), 1);
+    let meta_api: Api<PartialObjectMeta<k8s_openapi::api::core::v1::Secret>> =
+        Api::namespaced(c.client(), "default");
+    let mut stream = watcher(meta_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("in time")
+        .expect("item")
+        .expect("ok");
+    assert_eq!(first.name_any(), "m");
+}
+
+#[tokio::test]
+async fn crd_schema_prunes_and_validates() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let c = cluster().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.client());
+    crds.create(&PostParams::default(), &Gadget::crd())
+        .await
+        .expect("crd");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("test.kage.dev", "v1", "Gadget"),
+        "gadgets",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(c.client(), "default", &ar);
+    let mk = |spec: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "test.kage.dev/v1", "kind": "Gadget",
+            "metadata": {"name": "g"}, "spec": spec}))
+        .expect("obj")
+    };
+    let st = status_of(
+        api.create(&PostParams::default(), &mk(json!({"value": 5})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(st.code, 422);
+    assert_eq!(
+        st.message,
+        r#"Gadget.test.kage.dev "g" is invalid: spec.value: Invalid value: "integer": spec.value in body must be of type string: "integer""#
+    );
+    let st = status_of(
+        api.create(&PostParams::default(), &mk(json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        st.message.contains("spec.value: Required value"),
+        "{}",
+        st.message
+    );
+    let ok = api
+        .create(
+            &PostParams::default(),
+            &mk(json!({"value": "x", "unknown": true})),
+        )
+        .await
+        .expect("valid");
+    assert_eq!(
+        ok.data["spec"],
+        json!({"value": "x"}),
+        "unknown fields are pruned"
+    );
+}

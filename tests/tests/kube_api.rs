@@ -1102,3 +1102,83 @@ async fn raw_http_semantics() {
     .await;
     assert_eq!((code, body.as_str()), (200, "ok"));
 }
+
+#[tokio::test]
+async fn target_defaults_to_the_test_cluster() {
+    // The variable is only read, never set, so parallel tests are unaffected.
+    if std::env::var_os(kage_testcluster::E2E_KUBECONFIG).is_some() {
+        return;
+    }
+    let t = kage_testcluster::Target::from_env().await.expect("target");
+    let tc = t.test_cluster().expect("local by default");
+    assert!(t.kubeconfig_path().exists());
+    assert_eq!(t.kubeconfig_path(), tc.kubeconfig_path());
+    let nss: Api<Namespace> = Api::all(t.client());
+    assert!(nss.get("kube-system").await.is_ok());
+}
+
+#[tokio::test]
+async fn strategic_merge_on_stored_only_deployments() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let c = cluster().await;
+    let deps: Api<Deployment> = Api::namespaced(c.client(), "default");
+    create_json(
+        &deps,
+        json!({"metadata": {"name": "ctl"}, "spec": {
+        "selector": {"matchLabels": {"app": "ctl"}},
+        "template": {"metadata": {"labels": {"app": "ctl"}}, "spec": {"containers": [
+            {"name": "ctl", "image": "kage:1", "env": [{"name": "A", "value": "1"}]},
+            {"name": "sidecar", "image": "side:1"}]}}}}),
+    )
+    .await;
+    let patched = deps
+        .patch(
+            "ctl",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "ctl", "image": "kage:2", "env": [{"name": "B", "value": "2"}]}]}}}})),
+        )
+        .await
+        .expect("strategic patch");
+    let v = serde_json::to_value(&patched).expect("json");
+    let containers = v["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(containers.len(), 2, "merged by name, sidecar kept");
+    assert_eq!(containers[0]["image"], "kage:2");
+    assert_eq!(
+        containers[0]["env"],
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}])
+    );
+    assert_eq!(patched.metadata.generation, Some(2));
+    assert!(
+        patched.status.is_none(),
+        "nothing runs stored-only resources"
+    );
+}
+
+#[tokio::test]
+async fn service_account_clients_and_stop() {
+    let mut c = cluster().await;
+    let sa = c
+        .service_account_client("default", "robot")
+        .expect("sa client");
+    let secrets: Api<Secret> = Api::namespaced(sa, "default");
+    let st = status_of(secrets.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(st.code, 403);
+    assert!(
+        st.message
+            .contains(r#"User "system:serviceaccount:default:robot""#),
+        "{}",
+        st.message
+    );
+    let url = c.url().to_string();
+    let admin: Api<Secret> = Api::namespaced(c.client(), "default");
+    c.stop();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        admin.list(&ListParams::default()).await.is_err(),
+        "{url} still serves after stop"
+    );
+}

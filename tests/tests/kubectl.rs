@@ -288,6 +288,21 @@ fn create_replace_conflict_delete() {
     );
     s.ok(&["create", "configmap", "settings", "--from-literal=k=v"]);
     s.ok(&["create", "namespace", "team"]);
+    let described = s.ok(&["describe", "namespace", "team"]);
+    assert!(described.contains("Status:       Active"), "{described}");
+    let described = s.ok(&["describe", "secret", "db"]);
+    assert!(described.contains("user:  5 bytes"), "{described}");
+    s.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8080"
+    );
     s.ok(&["create", "-n", "team", "serviceaccount", "bot"]);
     let f = s.write(
         "cm.yaml",
@@ -558,6 +573,17 @@ fn tokens_and_auth_can_i_as_service_account() {
         "yes"
     );
     no(&["auth", "can-i", "delete", "secrets", "--as", sa]);
+    let list = s.ok(&["auth", "can-i", "--list", "--as", sa]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("secrets ") && l.contains("[get list]")),
+        "{list}"
+    );
+    let whoami = s.ok(&["auth", "whoami", "--as", sa]);
+    assert!(
+        whoami.contains(sa) && whoami.contains("system:serviceaccounts:kage-system"),
+        "{whoami}"
+    );
     // With the token itself.
     let tok = format!("--token={token}");
     assert_eq!(

@@ -1,9 +1,5 @@
 //! Scalars typed as go-yaml v3 resolves them, and their canonical text (sops's MAC bytes).
 
-use std::sync::LazyLock;
-
-use regex::Regex;
-
 /// A typed scalar.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar {
@@ -86,16 +82,55 @@ pub(crate) fn from_json_number(n: &serde_json::Number) -> Scalar {
     }
 }
 
-static YAML_FLOAT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$").expect("valid regex")
-});
+/// go-yaml's float syntax: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+/// Hand-written: compiling a regex costs milliseconds per process, more than a whole `kage`
+/// invocation should take.
+fn is_yaml_float(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_digits = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        let frac = digits(&mut i);
+        if int_digits == 0 && frac == 0 {
+            return false;
+        }
+    } else if int_digits == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if matches!(b.get(i), Some(b'-' | b'+')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
 
-static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt](\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d+)?(Z|[+-]\d{2}:\d{2}))|(?: (\d{1,2}):(\d{1,2}):(\d{1,2})(\.\d+)?))?$",
-    )
-    .expect("valid regex")
-});
+/// A run of 1..=max ASCII digits at `*i`, parsed.
+fn take_digits(b: &[u8], i: &mut usize, min: usize, max: usize) -> Option<i64> {
+    let start = *i;
+    while *i < b.len() && *i - start < max && b[*i].is_ascii_digit() {
+        *i += 1;
+    }
+    if *i - start < min {
+        return None;
+    }
+    std::str::from_utf8(&b[start..*i]).ok()?.parse().ok()
+}
 
 /// Resolve a plain (unquoted, untagged) scalar as go-yaml v3 does.
 pub(crate) fn resolve_plain(text: &str) -> Scalar {
@@ -121,7 +156,7 @@ pub(crate) fn resolve_plain(text: &str) -> Scalar {
     if let Some(i) = parse_go_int(&plain) {
         return Scalar::Int(i);
     }
-    if YAML_FLOAT.is_match(&plain)
+    if is_yaml_float(&plain)
         && let Ok(f) = plain.parse::<f64>()
     {
         return Scalar::Float(f);
@@ -166,52 +201,79 @@ fn parse_go_int(s: &str) -> Option<i64> {
     }
 }
 
-/// go-yaml v3's timestamp formats, rendered as Go's RFC3339Nano.
+/// go-yaml v3's timestamp formats (`2006-1-2T15:4:5.999999999Z07:00`, the same with `t`,
+/// `2006-1-2 15:4:5.999999999`, `2006-1-2`), rendered as Go's RFC3339Nano.
 fn parse_timestamp(text: &str) -> Option<String> {
-    let c = TIMESTAMP.captures(text)?;
-    let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<i64>().ok());
-    let (year, month, day) = (num(1)?, num(2)?, num(3)?);
-    let (h, m, s, frac, zone) = if c.get(4).is_some() {
-        (
-            num(4)?,
-            num(5)?,
-            num(6)?,
-            c.get(7).map(|m| m.as_str()),
-            c.get(8).map(|m| m.as_str()),
-        )
-    } else if c.get(9).is_some() {
-        (
-            num(9)?,
-            num(10)?,
-            num(11)?,
-            c.get(12).map(|m| m.as_str()),
-            None,
-        )
-    } else {
-        (0, 0, 0, None, None)
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let year = take_digits(b, &mut i, 4, 4)?;
+    let expect = |i: &mut usize, c: u8| (b.get(*i) == Some(&c)).then(|| *i += 1);
+    expect(&mut i, b'-')?;
+    let month = take_digits(b, &mut i, 1, 2)?;
+    expect(&mut i, b'-')?;
+    let day = take_digits(b, &mut i, 1, 2)?;
+    let (mut h, mut m, mut sec, mut frac, mut zone) = (0, 0, 0, String::new(), "Z".to_string());
+    if i < b.len() {
+        let sep = b[i];
+        if !matches!(sep, b'T' | b't' | b' ') {
+            return None;
+        }
+        i += 1;
+        h = take_digits(b, &mut i, 1, 2)?;
+        expect(&mut i, b':')?;
+        m = take_digits(b, &mut i, 1, 2)?;
+        expect(&mut i, b':')?;
+        sec = take_digits(b, &mut i, 1, 2)?;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return None;
+            }
+            frac = text[start..i].chars().take(9).collect();
+            while frac.ends_with('0') {
+                frac.pop();
+            }
+        }
+        if sep == b' ' {
+            // The space-separated form has no zone.
+            if i != b.len() {
+                return None;
+            }
+        } else {
+            let z = &text[i..];
+            zone = match z {
+                "Z" | "+00:00" | "-00:00" => "Z".to_string(),
+                _ => {
+                    let zb = z.as_bytes();
+                    let ok = zb.len() == 6
+                        && matches!(zb[0], b'+' | b'-')
+                        && zb[1..3].iter().all(u8::is_ascii_digit)
+                        && zb[3] == b':'
+                        && zb[4..6].iter().all(u8::is_ascii_digit);
+                    if !ok {
+                        return None;
+                    }
+                    z.to_string()
+                }
+            };
+        }
+    }
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Validate the calendar date (e.g. no February 30th).
     jiff::civil::Date::new(year as i16, month as i8, day as i8).ok()?;
-    let mut frac_digits = frac
-        .map(|f| f[1..].chars().take(9).collect::<String>())
-        .unwrap_or_default();
-    while frac_digits.ends_with('0') {
-        frac_digits.pop();
-    }
-    let zone = match zone {
-        None | Some("Z") | Some("+00:00") | Some("-00:00") => "Z".to_string(),
-        Some(z) => z.to_string(),
-    };
-    let frac = if frac_digits.is_empty() {
+    let frac = if frac.is_empty() {
         String::new()
     } else {
-        format!(".{frac_digits}")
+        format!(".{frac}")
     };
     Some(format!(
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}{frac}{zone}"
+        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}{frac}{zone}"
     ))
 }
 

@@ -1,0 +1,264 @@
+//! `kage validate`: offline checks of sealed files, with one report line per file.
+
+use std::path::Path;
+
+use anyhow::Result;
+use kage_core::keys::{Identity, KeyRing, Kid};
+use kage_core::sealed;
+
+use crate::agesecret::{AgeSecret, binding_for};
+use crate::args::ValidateArgs;
+use crate::cmd::Global;
+use crate::config::{Config, Environment};
+use crate::exit::{Exit, classify};
+use crate::keysrc::{env_recipients, load_identities, ring};
+use crate::manifest::{self, Kind};
+use crate::sopsdoc;
+
+/// What one check found.
+pub struct Findings {
+    /// Problems that make the file invalid.
+    pub errors: Vec<String>,
+    /// Things to act on that do not break the file.
+    pub warnings: Vec<String>,
+    /// Exit code of the first error.
+    pub exit: Option<Exit>,
+}
+
+impl Findings {
+    pub fn fail(&mut self, msg: String, exit: Exit) {
+        self.errors.push(msg);
+        self.exit.get_or_insert(exit);
+    }
+    pub fn fail_err(&mut self, prefix: &str, err: &anyhow::Error) {
+        let r = classify(err);
+        let msg = r.message.unwrap_or_default();
+        self.fail(
+            if prefix.is_empty() {
+                msg
+            } else {
+                format!("{prefix}: {msg}")
+            },
+            r.exit,
+        );
+    }
+}
+
+/// What the checks know about the environment of a file.
+pub struct Context<'a> {
+    /// The environment's name.
+    pub env: Option<&'a Environment>,
+    /// Every kid the environment knows (recipients and extra recipients).
+    pub known: Vec<Kid>,
+    /// The newest cluster key's kid.
+    pub current: Option<Kid>,
+    /// Identities, if any were given.
+    pub ids: &'a [Identity],
+}
+
+/// Runs `kage validate`.
+pub fn run(args: ValidateArgs, global: &Global) -> Result<Exit> {
+    let cfg = if args.env.is_some() {
+        Some(Config::require(global.config.as_deref())?)
+    } else {
+        Config::find(global.config.as_deref())?
+    };
+    if let (Some(c), Some(n)) = (&cfg, &args.env) {
+        c.env(n)?;
+    }
+    let ids = load_identities(&args.identities)?;
+    let bar = crate::progress::bar(args.files.len());
+    let reports = crate::io::map_ordered(&args.files, |file| {
+        let r = check_file(file, cfg.as_ref(), args.env.as_deref(), &ids);
+        bar.inc(1);
+        r
+    });
+    bar.finish_and_clear();
+    let mut report = String::new();
+    let mut exit = Exit::Ok;
+    for (text, code) in reports {
+        report.push_str(&text);
+        if exit == Exit::Ok
+            && let Some(code) = code
+        {
+            exit = code;
+        }
+    }
+    crate::io::write_stdout(report.as_bytes())?;
+    Ok(exit)
+}
+
+/// The report lines of one file and the exit code of its first failure.
+fn check_file(
+    file: &Path,
+    cfg: Option<&Config>,
+    env_name: Option<&str>,
+    ids: &[kage_core::keys::Identity],
+) -> (String, Option<Exit>) {
+    let mut f = Findings {
+        errors: vec![],
+        warnings: vec![],
+        exit: None,
+    };
+    let env = match (cfg, env_name) {
+        (Some(c), Some(n)) => c.env(n).ok(),
+        (Some(c), None) => match c.env_for_path(file) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                f.warnings.push(format!(
+                    "kids not checked: {}",
+                    classify(&e).message.unwrap_or_default()
+                ));
+                None
+            }
+        },
+        (None, _) => {
+            f.warnings.push("kids not checked: no .kage.yaml".into());
+            None
+        }
+    };
+    let mut ctx = Context {
+        env,
+        known: vec![],
+        current: None,
+        ids,
+    };
+    if let Some(e) = env {
+        match env_recipients(e) {
+            Ok(rs) => {
+                ctx.known = rs.iter().map(|r| r.kid()).collect();
+                ctx.current = e
+                    .recipients
+                    .first()
+                    .and_then(|r| r.parse::<kage_core::keys::Recipient>().ok())
+                    .map(|r| r.kid());
+            }
+            Err(err) => f.fail_err("", &err),
+        }
+    }
+    match crate::io::read_file(file) {
+        Ok(bytes) => check_bytes(&bytes, &ctx, &mut f),
+        Err(err) => f.fail_err("", &err),
+    }
+    let name = file.display();
+    let mut report = String::new();
+    let mut exit = None;
+    if f.errors.is_empty() {
+        report.push_str(&format!("ok    {name}\n"));
+    } else {
+        for e in &f.errors {
+            report.push_str(&format!("FAIL  {name}: {e}\n"));
+        }
+        exit = Some(f.exit.unwrap_or(Exit::Error));
+    }
+    for w in &f.warnings {
+        report.push_str(&format!("warn  {name}: {w}\n"));
+    }
+    (report, exit)
+}
+
+/// Checks one file's bytes.
+pub fn check_bytes(bytes: &[u8], ctx: &Context<'_>, f: &mut Findings) {
+    if sopsdoc::is_sops(bytes) {
+        return sopsdoc::validate(bytes, ctx, f);
+    }
+    let values = match crate::raw::parse_docs(bytes) {
+        Ok((_, v)) => crate::raw::flatten(v),
+        Err(err) => return f.fail_err("", &err),
+    };
+    if values.is_empty() {
+        return f.fail("no document".into(), Exit::Error);
+    }
+    let ring = ring(ctx.ids);
+    for (i, v) in values.iter().enumerate() {
+        let prefix = if values.len() > 1 {
+            format!("document {}", i + 1)
+        } else {
+            String::new()
+        };
+        let p = |msg: String| pre(&prefix, msg);
+        match manifest::kind_of(v) {
+            Kind::AgeSecret => match AgeSecret::from_raw(v) {
+                Ok(ags) => check_agesecret(&ags, ctx, &ring, f, &prefix),
+                Err(err) => f.fail_err(&prefix, &err),
+            },
+            Kind::Secret => f.fail(
+                p("a plaintext Secret: its values are in clear (seal it with `kage seal`)".into()),
+                Exit::Error,
+            ),
+            _ => f.fail(
+                p("neither an AgeSecret nor a SOPS file".into()),
+                Exit::Error,
+            ),
+        }
+    }
+}
+
+fn check_agesecret(
+    ags: &AgeSecret,
+    ctx: &Context<'_>,
+    ring: &KeyRing,
+    f: &mut Findings,
+    prefix: &str,
+) {
+    let p = |msg: String| pre(prefix, msg);
+    if let Err(err) = binding_for(ags.scope, ags.namespace.as_deref(), ags.name.as_deref(), "") {
+        f.fail_err("", &err.context(p("metadata".into())));
+        return;
+    }
+    if ags.encrypted.is_empty() {
+        f.warnings.push(p("spec.encryptedData is empty".into()));
+    }
+    let mut stale = Vec::new();
+    for (k, v) in &ags.encrypted {
+        let kids = match sealed::kids_of(v) {
+            Ok(k) => k,
+            Err(err) => {
+                f.fail(p(format!("spec.encryptedData.{k}: {err}")), Exit::Integrity);
+                continue;
+            }
+        };
+        if ctx.env.is_some() {
+            let unknown: Vec<String> = kids
+                .iter()
+                .filter(|kid| !ctx.known.contains(kid))
+                .map(|k| k.to_string())
+                .collect();
+            if !unknown.is_empty() {
+                f.fail(
+                    p(format!(
+                        "spec.encryptedData.{k} is sealed to key id(s) {} unknown to environment {}",
+                        unknown.join(", "),
+                        ctx.env.map(|e| e.name.as_str()).unwrap_or("")
+                    )),
+                    Exit::NoMatchingKey,
+                );
+            }
+            if let Some(cur) = &ctx.current
+                && !kids.contains(cur)
+            {
+                stale.push(k.clone());
+            }
+        }
+        if !ctx.ids.is_empty() {
+            match ags.open_value(k, v, ring) {
+                Ok(_) => {}
+                Err(err) => f.fail_err(prefix, &err),
+            }
+        }
+    }
+    if !stale.is_empty() {
+        f.warnings.push(p(format!(
+            "not sealed to the environment's current key: {} (run `kage reencrypt`)",
+            stale.join(", ")
+        )));
+    }
+}
+
+fn pre(prefix: &str, msg: String) -> String {
+    if prefix.is_empty() {
+        msg
+    } else {
+        format!("{prefix}: {msg}")
+    }
+}
