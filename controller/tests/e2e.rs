@@ -77,6 +77,48 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Start one `kage-controller` replica; its log goes to `<dir>/<name>.log`.
+fn spawn_controller(
+    kc: &Path,
+    dir: &Path,
+    name: &str,
+    extra_args: &[&str],
+) -> (Child, String, String) {
+    let (hp, mp) = (free_port(), free_port());
+    let http = format!("127.0.0.1:{hp}");
+    let metrics = format!("127.0.0.1:{mp}");
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
+        .env("KUBECONFIG", kc)
+        .env("RUST_LOG", "info,kage_controller=debug")
+        .env("POD_NAME", name)
+        .env_remove("POD_NAMESPACE")
+        .args(["--namespace", "kage-system", "--http-addr", &http])
+        .args(["--metrics-addr", &metrics, "--log-format", "json"])
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("kage-controller starts");
+    (controller, http, metrics)
+}
+
+async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A test cluster with deploy/base applied and the controller running as its ServiceAccount.
 struct Env {
     cluster: TestCluster,
@@ -99,21 +141,8 @@ impl Env {
         let kc = dir.path().join("controller.kubeconfig");
         kage_testcluster::cluster::write_kubeconfig(&kc, cluster.url(), cluster.ca_pem(), &token)
             .unwrap();
-        let (hp, mp) = (free_port(), free_port());
-        let http = format!("127.0.0.1:{hp}");
-        let metrics = format!("127.0.0.1:{mp}");
-        let log = std::fs::File::create(dir.path().join("controller.log")).unwrap();
-        let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
-            .env("KUBECONFIG", &kc)
-            .env("RUST_LOG", "info,kage_controller=debug")
-            .env_remove("POD_NAMESPACE")
-            .args(["--namespace", "kage-system", "--http-addr", &http])
-            .args(["--metrics-addr", &metrics, "--log-format", "json"])
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("kage-controller starts");
+        let (controller, http, metrics) =
+            spawn_controller(&kc, dir.path(), "controller", extra_args);
         let env = Env {
             cluster,
             admin,
@@ -153,19 +182,18 @@ impl Env {
 
     async fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.controller.take().unwrap();
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(25),
-                "no exit after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        stop_child(&mut child).await
+    }
+
+    /// A second replica with the same ServiceAccount.
+    fn replica(&self, name: &str, extra_args: &[&str]) -> (Child, String) {
+        let (child, http, _) = spawn_controller(
+            &self.dir.path().join("controller.kubeconfig"),
+            self.dir.path(),
+            name,
+            extra_args,
+        );
+        (child, http)
     }
 }
 
@@ -521,4 +549,162 @@ async fn api_through_the_service_proxy_for_any_user() {
     assert!(cms.get("kage-public-keys").await.is_ok());
     let secrets: Api<Secret> = Api::namespaced(alice, "kage-system");
     assert!(secrets.list(&Default::default()).await.is_err());
+}
+
+async fn lease_holder(admin: &Client) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), "kage-system");
+    leases
+        .get("kage-controller-leader")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_when_the_leader_stops() {
+    let mut env = Env::start(&["--leader-elect"]).await;
+    assert_eq!(
+        lease_holder(&env.admin).await.as_deref(),
+        Some("controller")
+    );
+    let (mut standby, standby_http) = env.replica("standby", &["--leader-elect"]);
+    // The standby serves the API (keys included) without leading.
+    let ready = eventually(Duration::from_secs(15), || async {
+        http_get(&format!("http://{standby_http}/v1/keys"))
+            .await
+            .is_some_and(|(code, body)| code == 200 && body.contains("\"current\":true"))
+    })
+    .await;
+    assert!(ready, "standby API not ready");
+    assert_eq!(
+        lease_holder(&env.admin).await.as_deref(),
+        Some("controller")
+    );
+    // The leader stops: the standby takes over at once (the Lease was released) and reconciles.
+    assert!(env.stop().await.success());
+    let took_over = eventually(Duration::from_secs(10), || async {
+        lease_holder(&env.admin).await.as_deref() == Some("standby")
+    })
+    .await;
+    assert!(took_over, "standby did not take the Lease");
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    assert_eq!(to.len(), 1, "no second key from the new leader");
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let ags = sealed_ags("prod", "db", &[("k", "v")], &to);
+    ags_api.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(wait_reason(&ags_api, "db", "True", "Decrypted").await);
+    assert!(stop_child(&mut standby).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_namespaces_limits_the_scope() {
+    let env = Env::start(&["--watch-namespaces", "prod"]).await;
+    env.namespace("prod").await;
+    env.namespace("dev").await;
+    let to = env.recipients().await;
+    let prod: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let dev: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "dev");
+    dev.create(
+        &PostParams::default(),
+        &sealed_ags("dev", "db", &[("k", "v")], &to),
+    )
+    .await
+    .unwrap();
+    prod.create(
+        &PostParams::default(),
+        &sealed_ags("prod", "db", &[("k", "v")], &to),
+    )
+    .await
+    .unwrap();
+    assert!(wait_reason(&prod, "db", "True", "Decrypted").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        dev.get("db").await.unwrap().status.is_none(),
+        "dev is not watched"
+    );
+}
+
+/// A SOPS-form AgeSecret as `kage seal --sops` writes it (sorted keys, mac_only_encrypted).
+fn sops_ags(ns: &str, name: &str, binding: Option<&str>, to: &[Recipient]) -> AgeSecret {
+    use base64::Engine as _;
+    use kage_core::document::Document;
+    use kage_core::sops::{EncryptOptions, Selection};
+    let mut spec = serde_json::Map::new();
+    if let Some(b) = binding {
+        spec.insert("binding".into(), b.into());
+    }
+    spec.insert(
+        "data".into(),
+        json!({"password": base64::engine::general_purpose::STANDARD.encode("hunter2")}),
+    );
+    spec.insert("scope".into(), "strict".into());
+    spec.insert("stringData".into(), json!({"user": "admin"}));
+    let doc = json!({"apiVersion": "kage.dev/v1alpha1", "kind": "AgeSecret", "spec": spec});
+    let opts = EncryptOptions {
+        key_groups: vec![to.to_vec()],
+        shamir_threshold: 0,
+        selection: Selection::EncryptedRegex("^(data|stringData|binding)$".into()),
+        mac_only_encrypted: true,
+    };
+    let enc = kage_core::sops::encrypt(&[Document::from_json_value(&doc)], &opts).unwrap();
+    let v = enc[0].to_json_value();
+    let mut ags: AgeSecret = serde_json::from_value(json!({
+        "apiVersion": "kage.dev/v1alpha1",
+        "kind": "AgeSecret",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": v["spec"],
+        "sops": v["sops"],
+    }))
+    .unwrap();
+    ags.metadata.namespace = Some(ns.into());
+    ags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sops_form_round_trips_through_the_cluster() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    let bound = sealed::binding_text(Scope::Strict, "prod", "db");
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "db", Some(&bound), &to),
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait_reason(&ags_api, "db", "True", "Decrypted").await,
+        "log:\n{}",
+        env.log()
+    );
+    let s = secrets.get("db").await.unwrap();
+    assert_eq!(data_of(&s, "password").unwrap(), b"hunter2");
+    assert_eq!(data_of(&s, "user").unwrap(), b"admin");
+    // Without a binding: refused (no --allow-unbound-sops).
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "unbound", None, &to),
+        )
+        .await
+        .unwrap();
+    assert!(wait_reason(&ags_api, "unbound", "False", "InvalidSpec").await);
+    // Bound elsewhere: ScopeMismatch.
+    let elsewhere = sealed::binding_text(Scope::Strict, "prod", "other");
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "moved", Some(&elsewhere), &to),
+        )
+        .await
+        .unwrap();
+    assert!(wait_reason(&ags_api, "moved", "False", "ScopeMismatch").await);
+    assert!(secrets.get_opt("unbound").await.unwrap().is_none());
+    assert!(secrets.get_opt("moved").await.unwrap().is_none());
 }
