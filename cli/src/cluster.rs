@@ -216,8 +216,7 @@ impl KubeCluster {
     }
 
     fn run<T>(&self, what: &str, fut: impl Future<Output = kube::Result<T>>) -> Result<T> {
-        let timed = tokio::time::timeout(self.loc.timeout, fut);
-        match self.rt.block_on(timed) {
+        match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.explain(what, e)),
             Err(_) => Err(cluster_err(format!(
@@ -373,7 +372,7 @@ impl ClusterAccess for KubeCluster {
         let pp = kube::api::PatchParams::default();
         let merge = kube::api::Patch::Merge(&patch);
         let fut = api.patch(PUBLIC_KEYS_CONFIGMAP, &pp, &merge);
-        match self.rt.block_on(tokio::time::timeout(self.loc.timeout, fut)) {
+        match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Err(cluster_err(format!(
                 "ConfigMap {PUBLIC_KEYS_CONFIGMAP} not found in namespace {}",
                 self.loc.namespace
@@ -464,7 +463,7 @@ impl ClusterAccess for KubeCluster {
         let api: kube::Api<DynamicObject> = kube::Api::all_with(self.client()?.clone(), &ar);
         let lp = kube::api::ListParams::default();
         let fut = api.list(&lp);
-        let list = match self.rt.block_on(tokio::time::timeout(self.loc.timeout, fut)) {
+        let list = match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
                 return Err(cluster_err("the AgeSecret resource (agesecrets.kage.dev) is not installed")
                     .hint("install the CRD from deploy/crds/")

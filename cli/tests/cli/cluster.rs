@@ -428,8 +428,9 @@ fn rotate_waits_for_the_new_current_key() {
     assert_ne!(kid1, kid2);
 
     // Nothing answers a second request: timeout, exit 7.
-    let err = w.kage(&d, &["keys", "rotate", "--wait", "1"]).run().fails(7);
-    assert!(err.contains("no new key after 1s"), "{err}");
+    let r = w.kage(&d, &["keys", "rotate", "--wait", "1"]).run();
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("error: no new key after 1s"), "{}", r.stderr);
 }
 
 #[test]
@@ -559,6 +560,7 @@ fn reencrypt_through_the_controller_writes_the_new_values_back() {
         format!("environments:\n  - name: prod\n    paths: [\"prod/**\"]\n    recipients: [\"{old}\"]\n    extraRecipients: [\"{extra}\"]\n"),
     );
     d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
+    d.write("prod/.keep", "");
     d.kage(&["seal", "s.yaml", "--env", "prod", "-o", "prod/db.yaml"]).run().ok();
     // The "controller" re-seals: here, offline with kage itself to the new key + extra.
     let dir = d.path("");
