@@ -275,10 +275,14 @@ fn rbac_hint(what: &str) -> &'static str {
     }
 }
 
+/// Whether a kubeconfig file is there to read (`KUBECONFIG`, else `~/.kube/config`).
+pub fn have_kubeconfig() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || home_kubeconfig().is_some_and(|p| p.exists())
+}
+
 async fn kube_client(loc: &Location) -> Result<kube::Client> {
-    let have_file = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
-        || home_kubeconfig().is_some_and(|p| p.exists());
-    if !have_file {
+    if !have_kubeconfig() {
         return Err(cluster_err("no kubeconfig found")
             .hint("set KUBECONFIG or create ~/.kube/config (kubectl uses the same)")
             .into());

@@ -23,6 +23,12 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
         && args.recipients.recipients_files.is_empty()
     {
         // No identity: the controller re-seals (it never returns plaintext).
+        if !crate::cluster::have_kubeconfig() && args.cluster.controller_url.is_none() {
+            return Err(crate::exit::user("no identity given, and no kubeconfig to ask the controller")
+                .hint("pass -i FILE (or set KAGE_IDENTITY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY) to re-encrypt offline, or set KUBECONFIG to re-encrypt through kage-controller")
+                .exit(Exit::NoMatchingKey)
+                .into());
+        }
         let cluster = crate::cluster::connect(&args.cluster)?;
         return run_cluster(&cluster, &args, global);
     }
