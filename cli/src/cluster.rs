@@ -184,9 +184,9 @@ impl KubeCluster {
         let client = rt.block_on(kube_client(&loc));
         let direct = match &loc.controller_url {
             Some(url) => {
-                let uri: http::Uri = url.parse().map_err(|e| {
-                    user(format!("--controller-url {url}: {e}")).exit(Exit::Usage)
-                })?;
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|e| user(format!("--controller-url {url}: {e}")).exit(Exit::Usage))?;
                 let mut cfg = kube::Config::new(uri);
                 cfg.read_timeout = Some(loc.timeout);
                 cfg.connect_timeout = Some(loc.timeout);
@@ -216,7 +216,10 @@ impl KubeCluster {
     }
 
     fn run<T>(&self, what: &str, fut: impl Future<Output = kube::Result<T>>) -> Result<T> {
-        match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.loc.timeout, fut).await })
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.explain(what, e)),
             Err(_) => Err(cluster_err(format!(
@@ -230,13 +233,23 @@ impl KubeCluster {
 
     fn explain(&self, what: &str, e: kube::Error) -> anyhow::Error {
         match e {
-            kube::Error::Api(s) if s.code == 403 => cluster_err(format!("{what}: forbidden: {}", s.message))
-                .hint(format!("{what} needs RBAC in namespace {}: {}", self.loc.namespace, rbac_hint(what)))
-                .into(),
-            kube::Error::Api(s) if s.code == 401 => cluster_err(format!("{what}: unauthorized: {}", s.message))
-                .hint("the kubeconfig's credentials were refused; log in again")
-                .into(),
-            kube::Error::Api(s) => cluster_err(format!("{what}: {} ({})", s.message, s.code)).into(),
+            kube::Error::Api(s) if s.code == 403 => {
+                cluster_err(format!("{what}: forbidden: {}", s.message))
+                    .hint(format!(
+                        "{what} needs RBAC in namespace {}: {}",
+                        self.loc.namespace,
+                        rbac_hint(what)
+                    ))
+                    .into()
+            }
+            kube::Error::Api(s) if s.code == 401 => {
+                cluster_err(format!("{what}: unauthorized: {}", s.message))
+                    .hint("the kubeconfig's credentials were refused; log in again")
+                    .into()
+            }
+            kube::Error::Api(s) => {
+                cluster_err(format!("{what}: {} ({})", s.message, s.code)).into()
+            }
             other => cluster_err(format!("{what}: {other}"))
                 .hint("check the kubeconfig's server is reachable (`kubectl cluster-info`)")
                 .into(),
@@ -244,11 +257,17 @@ impl KubeCluster {
     }
 
     fn configmaps(&self) -> Result<kube::Api<k8s_openapi::api::core::v1::ConfigMap>> {
-        Ok(kube::Api::namespaced(self.client()?.clone(), &self.loc.namespace))
+        Ok(kube::Api::namespaced(
+            self.client()?.clone(),
+            &self.loc.namespace,
+        ))
     }
 
     fn secrets(&self) -> Result<kube::Api<k8s_openapi::api::core::v1::Secret>> {
-        Ok(kube::Api::namespaced(self.client()?.clone(), &self.loc.namespace))
+        Ok(kube::Api::namespaced(
+            self.client()?.clone(),
+            &self.loc.namespace,
+        ))
     }
 
     fn not_found_hint(&self) -> String {
@@ -316,7 +335,9 @@ pub fn parse_recipients_txt(text: &str) -> Vec<PublicKey> {
                 .unwrap_or_default();
         } else if line.starts_with("age1") {
             out.push(PublicKey {
-                kid: kage_core::keys::Kid::of_recipient_str(line).as_str().to_string(),
+                kid: kage_core::keys::Kid::of_recipient_str(line)
+                    .as_str()
+                    .to_string(),
                 recipient: line.to_string(),
                 created: std::mem::take(&mut created),
                 status: "active".into(),
@@ -345,7 +366,10 @@ impl ClusterAccess for KubeCluster {
         }
         let api = self.configmaps()?;
         let cm = self
-            .run("reading the public keys", api.get_opt(PUBLIC_KEYS_CONFIGMAP))?
+            .run(
+                "reading the public keys",
+                api.get_opt(PUBLIC_KEYS_CONFIGMAP),
+            )?
             .ok_or_else(|| {
                 cluster_err(format!(
                     "ConfigMap {PUBLIC_KEYS_CONFIGMAP} not found in namespace {}",
@@ -355,9 +379,8 @@ impl ClusterAccess for KubeCluster {
             })?;
         let data = cm.data.unwrap_or_default();
         if let Some(json) = data.get("keys.json") {
-            let doc: KeysDoc = serde_json::from_str(json).map_err(|e| {
-                cluster_err(format!("{PUBLIC_KEYS_CONFIGMAP}: keys.json: {e}"))
-            })?;
+            let doc: KeysDoc = serde_json::from_str(json)
+                .map_err(|e| cluster_err(format!("{PUBLIC_KEYS_CONFIGMAP}: keys.json: {e}")))?;
             return Ok(doc.keys);
         }
         if let Some(txt) = data.get("recipients.txt") {
@@ -376,7 +399,10 @@ impl ClusterAccess for KubeCluster {
         let pp = kube::api::PatchParams::default();
         let merge = kube::api::Patch::Merge(&patch);
         let fut = api.patch(PUBLIC_KEYS_CONFIGMAP, &pp, &merge);
-        match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.loc.timeout, fut).await })
+        {
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Err(cluster_err(format!(
                 "ConfigMap {PUBLIC_KEYS_CONFIGMAP} not found in namespace {}",
                 self.loc.namespace
@@ -467,11 +493,16 @@ impl ClusterAccess for KubeCluster {
         let api: kube::Api<DynamicObject> = kube::Api::all_with(self.client()?.clone(), &ar);
         let lp = kube::api::ListParams::default();
         let fut = api.list(&lp);
-        let list = match self.rt.block_on(async { tokio::time::timeout(self.loc.timeout, fut).await }) {
+        let list = match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.loc.timeout, fut).await })
+        {
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
-                return Err(cluster_err("the AgeSecret resource (agesecrets.kage.dev) is not installed")
-                    .hint("install the CRD from deploy/crds/")
-                    .into());
+                return Err(cluster_err(
+                    "the AgeSecret resource (agesecrets.kage.dev) is not installed",
+                )
+                .hint("install the CRD from deploy/crds/")
+                .into());
             }
             Ok(r) => r.map_err(|e| self.explain("listing AgeSecrets", e))?,
             Err(_) => return Err(cluster_err("listing AgeSecrets: timed out").into()),

@@ -14,8 +14,7 @@ use crate::args::{
     KeysUsageArgs,
 };
 use crate::cluster::{
-    ClusterAccess, Created, KeySecret, PublicKey, ROTATE_ANNOTATION, active_recipients,
-    cluster_err,
+    ClusterAccess, Created, KeySecret, PublicKey, ROTATE_ANNOTATION, active_recipients, cluster_err,
 };
 use crate::cmd::Global;
 use crate::config::Config;
@@ -58,11 +57,19 @@ pub fn run_fetch(args: KeysFetchArgs, global: &Global) -> Result<Exit> {
 }
 
 /// `kage keys fetch` against any cluster access.
-pub fn fetch(cluster: &dyn ClusterAccess, write_env: Option<&str>, global: &Global) -> Result<Exit> {
+pub fn fetch(
+    cluster: &dyn ClusterAccess,
+    write_env: Option<&str>,
+    global: &Global,
+) -> Result<Exit> {
     let keys = cluster.public_keys()?;
     let mut out = String::from("KID\tSTATUS\tCREATED\tRECIPIENT\n");
     for k in &keys {
-        let status = if k.current { "current" } else { k.status.as_str() };
+        let status = if k.current {
+            "current"
+        } else {
+            k.status.as_str()
+        };
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\n",
             k.kid, status, k.created, k.recipient
@@ -138,9 +145,11 @@ pub fn set_env_recipients(text: &str, env: &str, recipients: &[String]) -> Resul
         }
     }
     let Some((name_line, key_indent)) = start else {
-        return Err(user(format!("environment {env} is not written as `- name: {env}`"))
-            .hint("edit `recipients` by hand")
-            .into());
+        return Err(user(format!(
+            "environment {env} is not written as `- name: {env}`"
+        ))
+        .hint("edit `recipients` by hand")
+        .into());
     };
     // The item: back to its `- ` line, forward until a line indented less than its keys.
     let mut first = name_line;
@@ -182,8 +191,7 @@ pub fn set_env_recipients(text: &str, env: &str, recipients: &[String]) -> Resul
                         break;
                     }
                     let ind = indent_of(n);
-                    if ind > key_indent || (ind == key_indent && n.trim_start().starts_with("- "))
-                    {
+                    if ind > key_indent || (ind == key_indent && n.trim_start().starts_with("- ")) {
                         i += 1;
                     } else {
                         break;
@@ -216,7 +224,9 @@ pub fn set_env_recipients(text: &str, env: &str, recipients: &[String]) -> Resul
 
 /// A token for `kage.dev/rotate`: the time, to the millisecond.
 fn rotation_token() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 /// Runs `kage keys rotate`.
@@ -267,7 +277,11 @@ pub fn retire(cluster: &dyn ClusterAccess, kid: &str, force: bool) -> Result<Exi
         return Err(user(format!(
             "no key {kid} in namespace {} (keys: {})",
             cluster.namespace(),
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         ))
         .into());
     };
@@ -297,7 +311,11 @@ pub fn retire(cluster: &dyn ClusterAccess, kid: &str, force: bool) -> Result<Exi
             users.len()
         );
     }
-    eprintln!("key {kid} retired (Secret {}/{})", cluster.namespace(), key.name);
+    eprintln!(
+        "key {kid} retired (Secret {}/{})",
+        cluster.namespace(),
+        key.name
+    );
     Ok(Exit::Ok)
 }
 
@@ -347,7 +365,8 @@ fn file_kids(file: &std::path::Path) -> Result<Vec<String>> {
             }
         }
     } else {
-        let (_, docs) = crate::raw::parse_docs(&bytes).with_context(|| file.display().to_string())?;
+        let (_, docs) =
+            crate::raw::parse_docs(&bytes).with_context(|| file.display().to_string())?;
         for doc in crate::raw::flatten(docs) {
             let values = doc
                 .spec
@@ -355,9 +374,8 @@ fn file_kids(file: &std::path::Path) -> Result<Vec<String>> {
                 .map(|s| crate::raw::strings(&s.encrypted_data))
                 .unwrap_or_default();
             for (key, v) in values {
-                let ks = sealed::kids_of(&v).with_context(|| {
-                    format!("{}: spec.encryptedData.{key}", file.display())
-                })?;
+                let ks = sealed::kids_of(&v)
+                    .with_context(|| format!("{}: spec.encryptedData.{key}", file.display()))?;
                 kids.extend(ks.into_iter().map(|k| k.as_str().to_string()));
             }
         }
@@ -402,9 +420,12 @@ pub fn backup(
 ) -> Result<Exit> {
     let keys = cluster.key_secrets()?;
     if keys.is_empty() {
-        return Err(user(format!("no key Secrets in namespace {}", cluster.namespace()))
-            .hint("pass --controller-namespace NS")
-            .into());
+        return Err(user(format!(
+            "no key Secrets in namespace {}",
+            cluster.namespace()
+        ))
+        .hint("pass --controller-namespace NS")
+        .into());
     }
     let n = keys.len();
     let bundle = Backup {
@@ -422,8 +443,9 @@ pub fn backup(
     let enc = age::Encryptor::with_recipients(rs.into_iter()).context("encrypting the backup")?;
     let mut out = Vec::new();
     {
-        let armor = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-            .context("encrypting the backup")?;
+        let armor =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .context("encrypting the backup")?;
         let mut w = enc.wrap_output(armor).context("encrypting the backup")?;
         std::io::Write::write_all(&mut w, &plain).context("encrypting the backup")?;
         w.finish()
@@ -444,8 +466,12 @@ pub fn run_restore(args: KeysRestoreArgs, _global: &Global) -> Result<Exit> {
     let ids = require_identities(&args.identities)?;
     let bytes = crate::io::read_file(&args.file)?;
     let plain = decrypt_backup(&bytes, &ids).with_context(|| args.file.display().to_string())?;
-    let bundle: Backup = serde_json::from_slice(&plain)
-        .map_err(|e| user(format!("{}: not a kage key backup: {e}", args.file.display())))?;
+    let bundle: Backup = serde_json::from_slice(&plain).map_err(|e| {
+        user(format!(
+            "{}: not a kage key backup: {e}",
+            args.file.display()
+        ))
+    })?;
     if bundle.kind != BACKUP_KIND {
         return Err(user(format!("{}: not a kage key backup", args.file.display())).into());
     }
@@ -456,7 +482,10 @@ pub fn run_restore(args: KeysRestoreArgs, _global: &Global) -> Result<Exit> {
 fn decrypt_backup(bytes: &[u8], ids: &[kage_core::keys::Identity]) -> Result<Zeroizing<Vec<u8>>> {
     let dec = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(bytes))
         .map_err(|e| user(format!("not an age file: {e}")))?;
-    let list: Vec<&dyn age::Identity> = ids.iter().map(|i| i.as_age() as &dyn age::Identity).collect();
+    let list: Vec<&dyn age::Identity> = ids
+        .iter()
+        .map(|i| i.as_age() as &dyn age::Identity)
+        .collect();
     let mut r = dec.decrypt(list.into_iter()).map_err(|e| {
         user(format!("cannot decrypt the backup: {e}"))
             .exit(Exit::NoMatchingKey)

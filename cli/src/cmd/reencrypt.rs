@@ -109,7 +109,11 @@ pub fn run_cluster(
             _ => Vec::new(),
         };
         let mut want: Vec<Kid> = std::iter::once(current.kid())
-            .chain(extra.iter().filter_map(|r| r.parse::<kage_core::keys::Recipient>().ok().map(|r| r.kid())))
+            .chain(extra.iter().filter_map(|r| {
+                r.parse::<kage_core::keys::Recipient>()
+                    .ok()
+                    .map(|r| r.kid())
+            }))
             .collect();
         want.sort();
         want.dedup();
@@ -183,14 +187,20 @@ pub fn run_cluster(
                         n += 1;
                     }
                 }
-                eprintln!("{}: re-encrypted by the controller ({n} value(s))", file.display());
+                eprintln!(
+                    "{}: re-encrypted by the controller ({n} value(s))",
+                    file.display()
+                );
                 tree::emit(&[ags.to_node()], format)
             }
             None => {
                 let v: serde_json::Value = serde_json::from_slice(&answer.body)
                     .map_err(|e| crate::exit::user(format!("the controller's answer: {e}")))?;
                 eprintln!("{}: re-encrypted by the controller", file.display());
-                tree::emit(&[crate::tree::Node::from_value(&v)], crate::tree::Format::detect(&bytes))
+                tree::emit(
+                    &[crate::tree::Node::from_value(&v)],
+                    crate::tree::Format::detect(&bytes),
+                )
             }
         };
         write_atomic(file, text.as_bytes(), Sensitivity::Public)?;

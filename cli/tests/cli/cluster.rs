@@ -228,13 +228,17 @@ fn keys_fetch_lists_the_cluster_keys_and_writes_the_environment() {
     assert!(lines[2].starts_with(&format!("{kid1}\tactive")), "{out}");
 
     d.write(".kage.yaml", KAGE_YAML);
-    w.kage(&d, &["keys", "fetch", "--write-env", "prod"]).run().ok();
+    w.kage(&d, &["keys", "fetch", "--write-env", "prod"])
+        .run()
+        .ok();
     let text = d.read(".kage.yaml");
     let r1 = recipient_of(&d.read("k1.txt"));
     let r2 = recipient_of(&d.read("k2.txt"));
     assert!(text.starts_with("# environments of this repo\n"), "{text}");
     assert!(
-        text.contains(&format!("    recipients: [\"{r2}\", \"{r1}\"]\n    scope: strict\n")),
+        text.contains(&format!(
+            "    recipients: [\"{r2}\", \"{r1}\"]\n    scope: strict\n"
+        )),
         "{text}"
     );
     assert!(!text.contains("# old"), "{text}");
@@ -257,7 +261,10 @@ fn cluster_errors_are_clear() {
     let d = Dir::new();
     // No ConfigMap: controller not found (exit 7, hint about the namespace).
     let err = w.kage(&d, &["keys", "fetch"]).run().fails(7);
-    assert!(err.contains("kage-public-keys not found in namespace kage-system"), "{err}");
+    assert!(
+        err.contains("kage-public-keys not found in namespace kage-system"),
+        "{err}"
+    );
     assert!(err.contains("--controller-namespace"), "{err}");
     // No kubeconfig at all.
     let err = d
@@ -273,7 +280,14 @@ fn cluster_errors_are_clear() {
     kage_testcluster::cluster::write_kubeconfig(&kc, w.tc.url(), w.tc.ca_pem(), "nobody-token")
         .unwrap();
     let err = d
-        .kage(&["keys", "backup", "-r", "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq", "-o", "b.age"])
+        .kage(&[
+            "keys",
+            "backup",
+            "-r",
+            "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+            "-o",
+            "b.age",
+        ])
         .env("KUBECONFIG", &kc)
         .env("HOME", d.path(""))
         .run()
@@ -301,15 +315,27 @@ fn usage_retire_and_force() {
     assert!(out.contains(&format!("{kid2}\tdev/api\n")), "{out}");
 
     let err = w.kage(&d, &["keys", "retire", &kid1]).run().fails(1);
-    assert!(err.contains("still used by 2 AgeSecret(s): dev/api, prod/db"), "{err}");
-    assert_eq!(w.key_labels(&w.client)[&format!("kage-key-{kid1}")], "active");
+    assert!(
+        err.contains("still used by 2 AgeSecret(s): dev/api, prod/db"),
+        "{err}"
+    );
+    assert_eq!(
+        w.key_labels(&w.client)[&format!("kage-key-{kid1}")],
+        "active"
+    );
 
     let r = w.kage(&d, &["keys", "retire", &kid1, "--force"]).run();
     r.ok();
     assert!(r.stderr.contains("will stop decrypting"), "{}", r.stderr);
-    assert_eq!(w.key_labels(&w.client)[&format!("kage-key-{kid1}")], "retired");
+    assert_eq!(
+        w.key_labels(&w.client)[&format!("kage-key-{kid1}")],
+        "retired"
+    );
 
-    let err = w.kage(&d, &["keys", "retire", "0000000000000000"]).run().fails(1);
+    let err = w
+        .kage(&d, &["keys", "retire", "0000000000000000"])
+        .run()
+        .fails(1);
     assert!(err.contains("no key 0000000000000000"), "{err}");
 }
 
@@ -319,8 +345,12 @@ fn usage_offline_reads_the_kids_of_files() {
     let r1 = d.keygen("k1.txt");
     let r2 = d.keygen("k2.txt");
     d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
-    d.kage(&["seal", "s.yaml", "-r", &r1, "-r", &r2, "-o", "a.yaml"]).run().ok();
-    d.kage(&["seal", "s.yaml", "-r", &r2, "-o", "b.yaml"]).run().ok();
+    d.kage(&["seal", "s.yaml", "-r", &r1, "-r", &r2, "-o", "a.yaml"])
+        .run()
+        .ok();
+    d.kage(&["seal", "s.yaml", "-r", &r2, "-o", "b.yaml"])
+        .run()
+        .ok();
     let out = d.kage(&["keys", "usage", "a.yaml", "b.yaml"]).run().ok();
     let (k1, k2) = (kid_of(&r1), kid_of(&r2));
     let mut want = vec![
@@ -344,20 +374,34 @@ fn backup_then_restore_into_another_cluster() {
     w.rt.block_on(async {
         let api: Api<Secret> = Api::namespaced(w.client.clone(), NS);
         let patch = json!({"metadata": {"labels": {"kage.dev/key": "retired"}}});
-        api.patch(&format!("kage-key-{kid1}"), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        api.patch(
+            &format!("kage-key-{kid1}"),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
     });
-    w.kage(&d, &["keys", "backup", "-r", &admin, "-o", "keys.age"]).run().ok();
+    w.kage(&d, &["keys", "backup", "-r", &admin, "-o", "keys.age"])
+        .run()
+        .ok();
     assert_eq!(crate::harness::mode(&d.path("keys.age")), 0o600);
     let text = d.read("keys.age");
-    assert!(text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"), "{text}");
+    assert!(
+        text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"),
+        "{text}"
+    );
     assert!(!text.contains("AGE-SECRET-KEY"));
 
     let w2 = World::new();
-    let err = w2.kage(&d, &["keys", "restore", "keys.age", "-i", "k1.txt"]).run().fails(3);
+    let err = w2
+        .kage(&d, &["keys", "restore", "keys.age", "-i", "k1.txt"])
+        .run()
+        .fails(3);
     assert!(err.contains("cannot decrypt the backup"), "{err}");
-    w2.kage(&d, &["keys", "restore", "keys.age", "-i", "admin.txt"]).run().ok();
+    w2.kage(&d, &["keys", "restore", "keys.age", "-i", "admin.txt"])
+        .run()
+        .ok();
     let labels = w2.key_labels(&w2.client);
     assert_eq!(labels[&format!("kage-key-{kid1}")], "retired");
     assert_eq!(labels[&format!("kage-key-{kid2}")], "active");
@@ -372,7 +416,9 @@ fn backup_then_restore_into_another_cluster() {
         assert_eq!(key, d.read("k2.txt"));
     });
     // idempotent
-    let again = w2.kage(&d, &["keys", "restore", "keys.age", "-i", "admin.txt"]).run();
+    let again = w2
+        .kage(&d, &["keys", "restore", "keys.age", "-i", "admin.txt"])
+        .run();
     again.ok();
     assert!(again.stderr.contains("already present"), "{}", again.stderr);
 }
@@ -390,13 +436,18 @@ fn rotate_waits_for_the_new_current_key() {
     let client = w.client.clone();
     let handle = w.rt.handle().clone();
     let rotator = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _g = handle.enter();
         for _ in 0..200 {
             let token = rt.block_on(async {
                 let api: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
                 let cm = api.get("kage-public-keys").await.unwrap();
-                cm.metadata.annotations.and_then(|a| a.get("kage.dev/rotate").cloned())
+                cm.metadata
+                    .annotations
+                    .and_then(|a| a.get("kage.dev/rotate").cloned())
             });
             if let Some(token) = token {
                 let recipient = recipient_of(&next);
@@ -430,7 +481,11 @@ fn rotate_waits_for_the_new_current_key() {
     // Nothing answers a second request: timeout, exit 7.
     let r = w.kage(&d, &["keys", "rotate", "--wait", "1"]).run();
     assert_eq!(r.code, 7, "{}", r.stderr);
-    assert!(r.stderr.contains("error: no new key after 1s"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error: no new key after 1s"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -448,7 +503,11 @@ fn seal_cluster_uses_the_published_keys() {
 }
 
 /// A canned controller HTTP API behind the service proxy: records the requests.
-fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Arc<dyn Fn(&[u8]) -> (u16, Vec<u8>) + Send + Sync>) -> Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> {
+fn fake_controller(
+    w: &World,
+    verify: serde_json::Value,
+    reencrypt: Arc<dyn Fn(&[u8]) -> (u16, Vec<u8>) + Send + Sync>,
+) -> Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> {
     use std::io::{BufRead, BufReader, Read, Write};
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -509,7 +568,9 @@ fn validate_cluster_reports_the_controllers_answer() {
     let d = Dir::new();
     let r = d.keygen("k1.txt");
     d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
-    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"]).run().ok();
+    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"])
+        .run()
+        .ok();
     let seen = fake_controller(
         &w,
         json!({"ok": false, "reason": "DecryptFailed", "message": "password: authentication failed", "form": "sealed", "keyIds": [kid_of(&r)], "keys": ["password"]}),
@@ -517,7 +578,12 @@ fn validate_cluster_reports_the_controllers_answer() {
     );
     let run = w.kage(&d, &["validate", "--cluster", "db.yaml"]).run();
     assert_eq!(run.code, 4, "{}", run.stderr);
-    assert!(run.out().contains("db.yaml: prod/db: FAILED: DecryptFailed: password: authentication failed"), "{}", run.out());
+    assert!(
+        run.out()
+            .contains("db.yaml: prod/db: FAILED: DecryptFailed: password: authentication failed"),
+        "{}",
+        run.out()
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].0, "/v1/verify");
     let body: serde_json::Value = serde_json::from_slice(&seen[0].1).unwrap();
@@ -531,7 +597,9 @@ fn validate_cluster_ok() {
     let d = Dir::new();
     let r = d.keygen("k1.txt");
     d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
-    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"]).run().ok();
+    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"])
+        .run()
+        .ok();
     fake_controller(
         &w,
         json!({"ok": true, "reason": "Decrypted", "message": "", "form": "sealed", "keyIds": [kid_of(&r)], "keys": ["password"]}),
@@ -541,7 +609,16 @@ fn validate_cluster_ok() {
     assert!(out.contains("db.yaml: prod/db: ok"), "{out}");
     // No controller Service upstream in another namespace: exit 7 with a hint.
     let err = w
-        .kage(&d, &["validate", "--cluster", "--controller-namespace", "elsewhere", "db.yaml"])
+        .kage(
+            &d,
+            &[
+                "validate",
+                "--cluster",
+                "--controller-namespace",
+                "elsewhere",
+                "db.yaml",
+            ],
+        )
         .run()
         .fails(7);
     assert!(err.contains("controller not reachable"), "{err}");
@@ -561,7 +638,9 @@ fn reencrypt_through_the_controller_writes_the_new_values_back() {
     );
     d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
     d.write("prod/.keep", "");
-    d.kage(&["seal", "s.yaml", "--env", "prod", "-o", "prod/db.yaml"]).run().ok();
+    d.kage(&["seal", "s.yaml", "--env", "prod", "-o", "prod/db.yaml"])
+        .run()
+        .ok();
     // The "controller" re-seals: here, offline with kage itself to the new key + extra.
     let dir = d.path("");
     let new_rec = recipient_of(&d.read("new.txt"));
@@ -575,24 +654,45 @@ fn reencrypt_through_the_controller_writes_the_new_values_back() {
             let p = dir.join("req.json");
             std::fs::write(&p, req["ageSecret"].to_string()).unwrap();
             let out = std::process::Command::new(crate::harness::kage_bin())
-                .args(["reencrypt", "-i", "old.txt", "-r", &new_rec, "-r", &extra2, "req.json"])
+                .args([
+                    "reencrypt",
+                    "-i",
+                    "old.txt",
+                    "-r",
+                    &new_rec,
+                    "-r",
+                    &extra2,
+                    "req.json",
+                ])
                 .current_dir(&dir)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             (200, std::fs::read(&p).unwrap())
         }),
     );
     let before = d.read("prod/db.yaml");
     let r = w.kage(&d, &["reencrypt", "prod/db.yaml"]).run();
     r.ok();
-    assert!(r.stderr.contains("re-encrypted by the controller"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("re-encrypted by the controller"),
+        "{}",
+        r.stderr
+    );
     let after = d.read("prod/db.yaml");
     assert_ne!(before, after);
-    assert!(after.starts_with("apiVersion: kage.dev/v1alpha1\n"), "{after}");
+    assert!(
+        after.starts_with("apiVersion: kage.dev/v1alpha1\n"),
+        "{after}"
+    );
     let (a, b) = (new_kid.clone(), kid_of(&extra));
     assert!(
-        after.contains(&format!("kage:v1:{a},{b}:")) || after.contains(&format!("kage:v1:{b},{a}:")),
+        after.contains(&format!("kage:v1:{a},{b}:"))
+            || after.contains(&format!("kage:v1:{b},{a}:")),
         "{after}"
     );
     assert!(!after.contains(&kid_of(&old)), "{after}");
