@@ -164,7 +164,7 @@ pub fn set_env_recipients(text: &str, env: &str, recipients: &[String]) -> Resul
         }
         end += 1;
     }
-    fn key_at<'a>(l: &'a str, key_indent: usize) -> Option<&'a str> {
+    fn key_at(l: &str, key_indent: usize) -> Option<&str> {
         let t = l.trim_start_matches(' ');
         let t2 = t.strip_prefix("- ").map(|r| r.trim_start()).unwrap_or(t);
         (l.len() - t2.len() == key_indent && t2.starts_with("recipients:")).then_some(t2)

@@ -353,7 +353,7 @@ fn usage_offline_reads_the_kids_of_files() {
         .ok();
     let out = d.kage(&["keys", "usage", "a.yaml", "b.yaml"]).run().ok();
     let (k1, k2) = (kid_of(&r1), kid_of(&r2));
-    let mut want = vec![
+    let mut want = [
         format!("{k1}\ta.yaml"),
         format!("{k2}\ta.yaml"),
         format!("{k2}\tb.yaml"),
@@ -502,12 +502,13 @@ fn seal_cluster_uses_the_published_keys() {
     assert!(plain.contains("kind: Secret"), "{plain}");
 }
 
+/// Answers `/v1/reencrypt` bodies with a status and a body.
+type Handler = Arc<dyn Fn(&[u8]) -> (u16, Vec<u8>) + Send + Sync>;
+/// The requests the fake controller saw: path and body.
+type Seen = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A canned controller HTTP API behind the service proxy: records the requests.
-fn fake_controller(
-    w: &World,
-    verify: serde_json::Value,
-    reencrypt: Arc<dyn Fn(&[u8]) -> (u16, Vec<u8>) + Send + Sync>,
-) -> Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> {
+fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> Seen {
     use std::io::{BufRead, BufReader, Read, Write};
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
