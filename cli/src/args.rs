@@ -13,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     propagate_version = true,
     disable_help_subcommand = true,
     after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 no matching key, 4 integrity check failed,\n\
-                  5 binding mismatch, 6 already encrypted, 130 interrupted. Docs: docs/cli.md"
+                  5 binding mismatch, 6 already encrypted, 7 cluster or controller unavailable,\n\
+                  130 interrupted. Docs: docs/cli.md"
 )]
 pub struct Cli {
     /// Use this .kage.yaml instead of searching upward from the working directory [env: KAGE_CONFIG]
@@ -24,8 +25,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands (parsed once per process: the size difference between variants is harmless).
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Generate an age identity (same file format as age-keygen)
     Keygen(KeygenArgs),
@@ -142,6 +144,11 @@ pub struct SealArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub sops: SopsArgs,
+    /// Seal to the cluster's published keys (ConfigMap kage-public-keys) instead of .kage.yaml's
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub cluster_args: ClusterArgs,
 }
 
 /// SOPS output options of `kage seal`.
@@ -247,6 +254,8 @@ pub struct ReencryptArgs {
     /// SOPS files: draw a new data key and encrypt every value again
     #[arg(long)]
     pub rotate_data_key: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// `kage validate`
@@ -260,6 +269,11 @@ pub struct ValidateArgs {
     pub env: Option<String>,
     #[command(flatten)]
     pub identities: IdentityArgs,
+    /// Ask the cluster's controller whether it can decrypt each file (POST /v1/verify)
+    #[arg(long)]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub cluster_args: ClusterArgs,
 }
 
 /// `kage env …`
@@ -269,11 +283,117 @@ pub enum EnvCommand {
     List,
 }
 
-/// `kage keys …` (the cluster commands fetch, rotate, retire, usage, backup and restore come later)
+/// How to reach the cluster and its controller.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster options")]
+pub struct ClusterArgs {
+    /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config)
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace of kage-controller
+    #[arg(long, value_name = "NS", default_value = "kage-system")]
+    pub controller_namespace: String,
+    /// Reach the controller's HTTP API at URL instead of through the API server's service proxy
+    #[arg(long, value_name = "URL")]
+    pub controller_url: Option<String>,
+    /// Give up on a cluster request after SECONDS
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// `kage keys …`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List each environment's keys with their key ids
     List(KeysListArgs),
+    /// Show the cluster's public keys, newest first (optionally write them to .kage.yaml)
+    Fetch(KeysFetchArgs),
+    /// Ask the controller for a new key and wait until it is current (admins)
+    Rotate(KeysRotateArgs),
+    /// Retire a key: it no longer decrypts (refused while AgeSecrets use it)
+    Retire(KeysRetireArgs),
+    /// Which AgeSecrets use which key (in the cluster, or in FILEs offline)
+    Usage(KeysUsageArgs),
+    /// Export the key ring, encrypted to an admin recipient (admins)
+    Backup(KeysBackupArgs),
+    /// Load a backup into the cluster's controller namespace (admins)
+    Restore(KeysRestoreArgs),
+}
+
+/// `kage keys fetch`
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    kage keys fetch --context prod\n  \
+    kage keys fetch --context prod --write-env prod")]
+pub struct KeysFetchArgs {
+    /// Replace the `recipients` of environment ENV in .kage.yaml with the cluster's keys
+    #[arg(long, value_name = "ENV")]
+    pub write_env: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kage keys rotate`
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// Wait at most SECONDS for the new key
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kage keys retire`
+#[derive(Debug, Args)]
+pub struct KeysRetireArgs {
+    /// Key id to retire
+    pub kid: String,
+    /// Retire even while AgeSecrets use the key (they stop decrypting)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kage keys usage`
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    kage keys usage --context prod\n  \
+    kage keys usage clusters/prod/*.yaml")]
+pub struct KeysUsageArgs {
+    /// Read the kids of sealed files instead of the cluster (offline)
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kage keys backup`
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  \
+    kage keys backup --context prod -r age1admin… -o prod-keys.age")]
+pub struct KeysBackupArgs {
+    /// Encrypt the backup to this age recipient (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…", required = true)]
+    pub recipients: Vec<String>,
+    /// Write the backup to FILE (mode 0600)
+    #[arg(short = 'o', long, value_name = "FILE", required = true)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `kage keys restore`
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  \
+    kage keys restore prod-keys.age -i admin.txt --context new-prod")]
+pub struct KeysRestoreArgs {
+    /// Backup written by `kage keys backup`
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub identities: IdentityArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// `kage keys list`

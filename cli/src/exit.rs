@@ -26,6 +26,9 @@ pub enum Exit {
     BindingMismatch = 5,
     /// The input is already encrypted (seal refuses to seal twice).
     AlreadyEncrypted = 6,
+    /// The cluster or the controller could not be used: no kubeconfig, forbidden, not found,
+    /// unreachable, timed out.
+    Cluster = 7,
     /// Interrupted by SIGINT (Ctrl-C).
     Interrupted = 130,
 }

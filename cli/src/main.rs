@@ -4,6 +4,7 @@
 
 mod agesecret;
 mod args;
+mod cluster;
 mod cmd;
 mod config;
 mod exit;

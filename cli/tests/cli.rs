@@ -10,6 +10,8 @@
 #[path = "cli/harness.rs"]
 mod harness;
 
+#[path = "cli/cluster.rs"]
+mod cluster;
 #[path = "cli/config.rs"]
 mod config;
 #[path = "cli/edit.rs"]

@@ -46,6 +46,12 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Validate(a) => validate::run(a, &global),
         Command::Env(EnvCommand::List) => env::run_list(&global),
         Command::Keys(KeysCommand::List(a)) => keys::run_list(a, &global),
+        Command::Keys(KeysCommand::Fetch(a)) => keys::run_fetch(a, &global),
+        Command::Keys(KeysCommand::Rotate(a)) => keys::run_rotate(a, &global),
+        Command::Keys(KeysCommand::Retire(a)) => keys::run_retire(a, &global),
+        Command::Keys(KeysCommand::Usage(a)) => keys::run_usage(a, &global),
+        Command::Keys(KeysCommand::Backup(a)) => keys::run_backup(a, &global),
+        Command::Keys(KeysCommand::Restore(a)) => keys::run_restore(a, &global),
         Command::SopsConfig(a) => sops_config::run(a, &global),
     }
 }

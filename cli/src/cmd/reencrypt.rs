@@ -17,6 +17,21 @@ use crate::tree;
 
 /// Runs `kage reencrypt`.
 pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
+    if args.identities.identities.is_empty()
+        && crate::keysrc::load_identities(&args.identities)?.is_empty()
+        && args.recipients.recipients.is_empty()
+        && args.recipients.recipients_files.is_empty()
+    {
+        // No identity: the controller re-seals (it never returns plaintext).
+        if !crate::cluster::have_kubeconfig() && args.cluster.controller_url.is_none() {
+            return Err(crate::exit::user("no identity given, and no kubeconfig to ask the controller")
+                .hint("pass -i FILE (or set KAGE_IDENTITY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY) to re-encrypt offline, or set KUBECONFIG to re-encrypt through kage-controller")
+                .exit(Exit::NoMatchingKey)
+                .into());
+        }
+        let cluster = crate::cluster::connect(&args.cluster)?;
+        return run_cluster(&cluster, &args, global);
+    }
     let ids = require_identities(&args.identities)?;
     let ring = ring(&ids);
     let resolver = Resolver::new(&args.recipients, global.config.as_deref())?;
@@ -69,6 +84,126 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
             1 => eprintln!("{}: re-encrypted (1 value)", file.display()),
             n => eprintln!("{}: re-encrypted ({n} values)", file.display()),
         }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `kage reencrypt` through the controller's `/v1/reencrypt`: each file is re-sealed to the
+/// cluster's current key plus its environment's extraRecipients; a sealed file keeps the
+/// ciphertext of values already sealed to exactly those keys and its own layout.
+pub fn run_cluster(
+    cluster: &dyn crate::cluster::ClusterAccess,
+    args: &ReencryptArgs,
+    global: &Global,
+) -> Result<Exit> {
+    let keys = cluster.public_keys()?;
+    let current = crate::cluster::active_recipients(&keys)?.remove(0);
+    let config = crate::config::Config::find(global.config.as_deref())?;
+    for file in &args.files {
+        let extra: Vec<String> = match (&config, &args.recipients.env) {
+            (Some(c), Some(n)) => c.env(n)?.extra_recipients.clone(),
+            (Some(c), None) => c
+                .env_for_path(file)
+                .map(|e| e.extra_recipients.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let mut want: Vec<Kid> = std::iter::once(current.kid())
+            .chain(extra.iter().filter_map(|r| {
+                r.parse::<kage_core::keys::Recipient>()
+                    .ok()
+                    .map(|r| r.kid())
+            }))
+            .collect();
+        want.sort();
+        want.dedup();
+        let bytes = crate::io::read_file(file)?;
+        let ctx = || file.display().to_string();
+        let (body, sealed_form) = match load(file, &bytes)? {
+            Sealed::AgeSecret(ags, format) => {
+                let mut stale = false;
+                for v in ags.encrypted.values() {
+                    let mut have = sealed::kids_of(v).with_context(ctx)?;
+                    have.sort();
+                    have.dedup();
+                    stale |= have != want;
+                }
+                if !stale {
+                    eprintln!("{}: already current", file.display());
+                    continue;
+                }
+                let json = tree::emit(&[ags.to_node()], crate::tree::Format::Json);
+                let value: serde_json::Value = serde_json::from_str(&json)?;
+                (value, Some((ags, format)))
+            }
+            Sealed::Sops => {
+                let mut docs = crate::cmd::validate::json_docs(&bytes).with_context(ctx)?;
+                if docs.len() != 1 {
+                    return Err(crate::exit::user(format!(
+                        "{}: the controller re-encrypts files with one AgeSecret",
+                        file.display()
+                    ))
+                    .into());
+                }
+                (docs.remove(0), None)
+            }
+        };
+        let request = serde_json::json!({"ageSecret": body, "extraRecipients": extra});
+        let answer = cluster.controller_post("/v1/reencrypt", serde_json::to_vec(&request)?)?;
+        if answer.status != 200 {
+            let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            let (reason, code) = match v.get("reason").and_then(|r| r.as_str()) {
+                Some("UnknownKey") => ("UnknownKey", Exit::NoMatchingKey),
+                Some("DecryptFailed") => ("DecryptFailed", Exit::Integrity),
+                Some("ScopeMismatch") => ("ScopeMismatch", Exit::BindingMismatch),
+                Some(r) => (r, Exit::Error),
+                None => ("refused", Exit::Error),
+            };
+            return Err(crate::exit::user(format!(
+                "{}: the controller refused to re-encrypt ({}): {reason}: {}",
+                file.display(),
+                answer.status,
+                crate::cluster::error_text(&answer.body)
+            ))
+            .exit(code)
+            .into());
+        }
+        let text = match sealed_form {
+            Some((mut ags, format)) => {
+                let (_, docs) = crate::raw::parse_docs(&answer.body).with_context(ctx)?;
+                let [doc] = docs.as_slice() else {
+                    return Err(crate::exit::user("the controller answered no AgeSecret").into());
+                };
+                let new = crate::agesecret::AgeSecret::from_raw(doc).with_context(ctx)?;
+                let mut n = 0;
+                for (k, v) in ags.encrypted.iter_mut() {
+                    let mut have = sealed::kids_of(v).with_context(ctx)?;
+                    have.sort();
+                    have.dedup();
+                    if have != want
+                        && let Some(nv) = new.encrypted.get(k)
+                    {
+                        *v = nv.clone();
+                        n += 1;
+                    }
+                }
+                eprintln!(
+                    "{}: re-encrypted by the controller ({n} value(s))",
+                    file.display()
+                );
+                tree::emit(&[ags.to_node()], format)
+            }
+            None => {
+                let v: serde_json::Value = serde_json::from_slice(&answer.body)
+                    .map_err(|e| crate::exit::user(format!("the controller's answer: {e}")))?;
+                eprintln!("{}: re-encrypted by the controller", file.display());
+                tree::emit(
+                    &[crate::tree::Node::from_value(&v)],
+                    crate::tree::Format::detect(&bytes),
+                )
+            }
+        };
+        write_atomic(file, text.as_bytes(), Sensitivity::Public)?;
     }
     Ok(Exit::Ok)
 }

@@ -132,7 +132,22 @@ struct Output {
 }
 
 /// Runs `kage seal`.
-pub fn run(args: SealArgs, global: &Global) -> Result<Exit> {
+pub fn run(mut args: SealArgs, global: &Global) -> Result<Exit> {
+    if args.cluster {
+        // The cluster's active keys replace .kage.yaml's recipients (like -r); with --env, that
+        // environment's extraRecipients are added.
+        let cluster = crate::cluster::connect(&args.cluster_args)?;
+        let keys = crate::cluster::ClusterAccess::public_keys(&cluster)?;
+        let mut rs: Vec<String> = crate::cluster::active_recipients(&keys)?
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        if let Some(name) = &args.recipients.env {
+            let c = crate::config::Config::require(global.config.as_deref())?;
+            rs.extend(c.env(name)?.extra_recipients.iter().cloned());
+        }
+        args.recipients.recipients = rs;
+    }
     let cfg = Config::from_args(&args)?;
     let resolver = Resolver::new(&args.recipients, global.config.as_deref())?;
     let mut outputs = Vec::new();

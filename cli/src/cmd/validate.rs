@@ -58,6 +58,10 @@ pub struct Context<'a> {
 
 /// Runs `kage validate`.
 pub fn run(args: ValidateArgs, global: &Global) -> Result<Exit> {
+    if args.cluster {
+        let cluster = crate::cluster::connect(&args.cluster_args)?;
+        return run_cluster(&cluster, &args.files);
+    }
     let cfg = if args.env.is_some() {
         Some(Config::require(global.config.as_deref())?)
     } else {
@@ -261,4 +265,146 @@ fn pre(prefix: &str, msg: String) -> String {
     } else {
         format!("{prefix}: {msg}")
     }
+}
+
+/// `kage validate --cluster`: POSTs each AgeSecret to the controller's `/v1/verify`.
+pub fn run_cluster(
+    cluster: &dyn crate::cluster::ClusterAccess,
+    files: &[std::path::PathBuf],
+) -> Result<Exit> {
+    let mut report = String::new();
+    let mut exit = Exit::Ok;
+    for file in files {
+        let (line, code) = match verify_file(cluster, file) {
+            Ok(r) => r,
+            Err(e) => {
+                let r = classify(&e);
+                if r.exit == Exit::Cluster {
+                    return Err(e);
+                }
+                (
+                    format!(
+                        "{}: error: {}\n",
+                        file.display(),
+                        r.message.unwrap_or_default()
+                    ),
+                    r.exit,
+                )
+            }
+        };
+        report.push_str(&line);
+        if exit == Exit::Ok {
+            exit = code;
+        }
+    }
+    crate::io::write_stdout(report.as_bytes())?;
+    Ok(exit)
+}
+
+/// The documents of a YAML or JSON file as JSON values (`kind: List` flattened).
+pub fn json_docs(bytes: &[u8]) -> Result<Vec<serde_json::Value>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| crate::exit::user("not UTF-8 text"))?;
+    let docs: Vec<serde_json::Value> =
+        if crate::tree::Format::detect(bytes) == crate::tree::Format::Json {
+            serde_json::Deserializer::from_str(text)
+                .into_iter::<serde_json::Value>()
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| crate::exit::user(format!("malformed JSON: {e}")))?
+        } else {
+            let docs: Vec<Option<serde_json::Value>> = serde_saphyr::from_multiple(text)
+                .map_err(|_| crate::exit::user("malformed YAML"))?;
+            docs.into_iter()
+                .flatten()
+                .filter(|v| !v.is_null())
+                .collect()
+        };
+    let mut out = Vec::new();
+    for d in docs {
+        match d.get("items").and_then(|i| i.as_array()) {
+            Some(items)
+                if d.get("kind")
+                    .and_then(|k| k.as_str())
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                out.extend(items.iter().cloned())
+            }
+            _ => out.push(d),
+        }
+    }
+    Ok(out)
+}
+
+fn verify_file(cluster: &dyn crate::cluster::ClusterAccess, file: &Path) -> Result<(String, Exit)> {
+    let bytes = crate::io::read_file(file)?;
+    let docs = json_docs(&bytes)?;
+    let mut out = String::new();
+    let mut exit = Exit::Ok;
+    let mut seen = 0;
+    for doc in docs {
+        if doc.get("kind").and_then(|k| k.as_str()) != Some("AgeSecret") {
+            continue;
+        }
+        seen += 1;
+        let name = format!(
+            "{}/{}",
+            doc.pointer("/metadata/namespace")
+                .and_then(|v| v.as_str())
+                .unwrap_or("-"),
+            doc.pointer("/metadata/name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("-")
+        );
+        let body = serde_json::to_vec(&doc)?;
+        let answer = cluster.controller_post("/v1/verify", body)?;
+        let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+        if answer.status != 200 || v.get("ok").is_none() {
+            out.push_str(&format!(
+                "{}: {name}: FAILED: controller answered {}: {}\n",
+                file.display(),
+                answer.status,
+                crate::cluster::error_text(&answer.body)
+            ));
+            if exit == Exit::Ok {
+                exit = Exit::Error;
+            }
+            continue;
+        }
+        let kids = v
+            .get("keyIds")
+            .and_then(|k| k.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        if v["ok"].as_bool() == Some(true) {
+            out.push_str(&format!(
+                "{}: {name}: ok (cluster can decrypt; kids {kids})\n",
+                file.display()
+            ));
+        } else {
+            let reason = v.get("reason").and_then(|r| r.as_str()).unwrap_or("Failed");
+            let message = v.get("message").and_then(|r| r.as_str()).unwrap_or("");
+            out.push_str(&format!(
+                "{}: {name}: FAILED: {reason}: {message}\n",
+                file.display()
+            ));
+            let code = match reason {
+                "UnknownKey" => Exit::NoMatchingKey,
+                "DecryptFailed" => Exit::Integrity,
+                "ScopeMismatch" => Exit::BindingMismatch,
+                _ => Exit::Error,
+            };
+            if exit == Exit::Ok {
+                exit = code;
+            }
+        }
+    }
+    if seen == 0 {
+        out.push_str(&format!("{}: no AgeSecret to verify\n", file.display()));
+        exit = Exit::Error;
+    }
+    Ok((out, exit))
 }
