@@ -1,0 +1,485 @@
+//! The key ring's Kubernetes side: key Secrets in the controller's namespace, the
+//! `kage-public-keys` ConfigMap, key generation and renewal.
+//!
+//! Every replica watches the key Secrets (so `/v1/verify` and `/v1/reencrypt` work everywhere);
+//! only the leader generates keys and publishes the ConfigMap ([`KeyManager`]).
+//!
+//! A key Secret is `kage-key-<kid>`, type `Opaque`, labelled `kage.dev/key: active|retired`,
+//! with the identity in data key `key.txt` in age-keygen format, and annotations
+//! `kage.dev/created` (RFC 3339), `kage.dev/kid` and `kage.dev/recipient`. `kage keys restore`
+//! writes the same shape; any Secret in the namespace with the label is read.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kage_core::keys::{Identity, parse_identity_file};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use crate::keys::{
+    CREATED_ANNOTATION, KEY_DATA, KEY_LABEL, KEYS_JSON_DATA, KID_ANNOTATION, KeyEntry, KeySet,
+    KeyStatus, PUBLIC_KEYS_CONFIGMAP, RECIPIENT_ANNOTATION, RECIPIENTS_DATA, ROTATE_ANNOTATION,
+    ROTATION_TOKEN_ANNOTATION,
+};
+use crate::{Error, FIELD_MANAGER, Result};
+
+/// Label on every object kage itself owns in its namespace (keys, ConfigMap).
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+
+/// The current key set, shared by the reconciler, the HTTP API and the metrics.
+pub struct KeyState {
+    keys: RwLock<Arc<KeySet>>,
+    loaded: AtomicBool,
+    version: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyState")
+            .field("keys", &self.get())
+            .finish()
+    }
+}
+
+impl Default for KeyState {
+    fn default() -> Self {
+        KeyState {
+            keys: RwLock::new(Arc::new(KeySet::default())),
+            loaded: AtomicBool::new(false),
+            version: watch::channel(0).0,
+        }
+    }
+}
+
+impl KeyState {
+    /// A state holding `keys`, marked loaded (tests, tools).
+    pub fn with_keys(keys: KeySet) -> KeyState {
+        let s = KeyState::default();
+        s.set(keys);
+        s
+    }
+
+    /// The current key set.
+    pub fn get(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replace the key set; returns whether the usable keys changed (then subscribers are told).
+    pub fn set(&self, keys: KeySet) -> bool {
+        let changed = {
+            let mut guard = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            let changed = guard.fingerprint() != keys.fingerprint();
+            *guard = Arc::new(keys);
+            changed
+        };
+        let first_load = !self.loaded.swap(true, Ordering::SeqCst);
+        // The first load is news too (an empty ring must wake the key manager).
+        if changed || first_load {
+            self.version.send_modify(|v| *v += 1);
+        }
+        changed
+    }
+
+    /// Whether the key Secrets were listed at least once.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::SeqCst)
+    }
+
+    /// Notified on every change of the usable keys.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+}
+
+/// Read one key Secret. `None` when it is not a key Secret or cannot be read (logged without
+/// any key material).
+pub fn entries_from_secret(secret: &Secret) -> Vec<KeyEntry> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let labels = secret.metadata.labels.as_ref();
+    let Some(status) = labels
+        .and_then(|l| l.get(KEY_LABEL))
+        .and_then(|v| KeyStatus::from_label(v))
+    else {
+        warn!(secret = %name, "key Secret has no valid {KEY_LABEL} label (active|retired); ignored");
+        return Vec::new();
+    };
+    let Some(data) = secret.data.as_ref().and_then(|d| d.get(KEY_DATA)) else {
+        warn!(secret = %name, "key Secret has no {KEY_DATA}; ignored");
+        return Vec::new();
+    };
+    let Ok(text) = std::str::from_utf8(&data.0) else {
+        warn!(secret = %name, "key Secret's {KEY_DATA} is not UTF-8; ignored");
+        return Vec::new();
+    };
+    let text = Zeroizing::new(text.to_string());
+    let identities = match parse_identity_file(&text) {
+        Ok(ids) => ids,
+        Err(e) => {
+            warn!(secret = %name, error = %e, "key Secret's {KEY_DATA} does not parse; ignored");
+            return Vec::new();
+        }
+    };
+    let annotations = secret.metadata.annotations.as_ref();
+    let created = annotations
+        .and_then(|a| a.get(CREATED_ANNOTATION))
+        .and_then(|v| v.parse::<Timestamp>().ok())
+        .or_else(|| created_comment(&text))
+        .or_else(|| secret.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let rotation_token = annotations
+        .and_then(|a| a.get(ROTATION_TOKEN_ANNOTATION))
+        .cloned();
+    identities
+        .into_iter()
+        .map(|identity| KeyEntry {
+            identity,
+            created,
+            status,
+            secret_name: name.clone(),
+            rotation_token: rotation_token.clone(),
+        })
+        .collect()
+}
+
+/// The `# created: …` line age-keygen writes.
+fn created_comment(text: &str) -> Option<Timestamp> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# created: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The Secret holding a freshly generated key.
+pub fn key_secret(
+    namespace: &str,
+    identity: &Identity,
+    created: Timestamp,
+    rotation_token: Option<&str>,
+) -> Secret {
+    let kid = identity.kid();
+    let file = kage_core::keys::format_identity_file(identity, created);
+    let mut annotations = BTreeMap::from([
+        // Full precision: two keys created within one second still sort newest first.
+        (CREATED_ANNOTATION.to_string(), created.to_string()),
+        (KID_ANNOTATION.to_string(), kid.to_string()),
+        (
+            RECIPIENT_ANNOTATION.to_string(),
+            identity.recipient().to_string(),
+        ),
+    ]);
+    if let Some(t) = rotation_token {
+        annotations.insert(ROTATION_TOKEN_ANNOTATION.to_string(), t.to_string());
+    }
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(format!("kage-key-{kid}")),
+            namespace: Some(namespace.to_string()),
+            labels: Some(BTreeMap::from([
+                (
+                    KEY_LABEL.to_string(),
+                    KeyStatus::Active.as_str().to_string(),
+                ),
+                (PART_OF_LABEL.to_string(), "kage".to_string()),
+            ])),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            KEY_DATA.to_string(),
+            ByteString(file.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The `kage-public-keys` ConfigMap body (server-side applied).
+pub fn public_keys_configmap(namespace: &str, keys: &KeySet) -> Result<ConfigMap> {
+    let json = serde_json::to_string_pretty(&keys.keys_document())?;
+    Ok(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(PUBLIC_KEYS_CONFIGMAP.into()),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([(
+                PART_OF_LABEL.to_string(),
+                "kage".to_string(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            (RECIPIENTS_DATA.to_string(), keys.recipients_txt()),
+            (KEYS_JSON_DATA.to_string(), json + "\n"),
+        ])),
+        ..ConfigMap::default()
+    })
+}
+
+/// Rebuild the key set from the cached key Secrets.
+pub fn keyset_from_store(store: &Store<Secret>) -> KeySet {
+    KeySet::from_entries(
+        store
+            .state()
+            .iter()
+            .flat_map(|s| entries_from_secret(s))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Watch the key Secrets of `namespace` and keep `state` current. Runs until the stream ends.
+pub async fn watch_keys(client: kube::Client, namespace: String, state: Arc<KeyState>) {
+    let api: Api<Secret> = Api::namespaced(client, &namespace);
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().labels(KEY_LABEL))
+        .default_backoff()
+        .reflect(writer);
+    futures::pin_mut!(stream);
+    let mut ready = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => ready = true,
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "watching key Secrets");
+                continue;
+            }
+        }
+        if ready {
+            let keys = keyset_from_store(&reader);
+            let summary = keys.fingerprint();
+            if state.set(keys) {
+                info!(keys = %summary, "key ring changed");
+            }
+        }
+    }
+}
+
+/// The leader's key duties: generate the first key, renew on the period and on request, and
+/// publish the public keys.
+pub struct KeyManager {
+    /// Client.
+    pub client: kube::Client,
+    /// The controller's namespace.
+    pub namespace: String,
+    /// Renewal period (`None` = never).
+    pub renew_period: Option<Duration>,
+    /// Shared key state (fed by [`watch_keys`]).
+    pub state: Arc<KeyState>,
+}
+
+impl KeyManager {
+    /// Run until `shutdown` fires.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.state.subscribe();
+        let cm_api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let cm_stream = watcher(
+            cm_api,
+            watcher::Config::default().fields(&format!("metadata.name={PUBLIC_KEYS_CONFIGMAP}")),
+        )
+        .default_backoff()
+        .applied_objects();
+        futures::pin_mut!(cm_stream);
+        let mut configmap: Option<ConfigMap> = None;
+        let mut pending: Option<(String, tokio::time::Instant)> = None;
+        loop {
+            if self.state.loaded() {
+                match self.step(configmap.as_ref(), &mut pending).await {
+                    Ok(()) => {}
+                    Err(e) => warn!(error = %e, "key manager"),
+                }
+            }
+            let keys = self.state.get();
+            let sleep_for = keys
+                .next_renewal(self.renew_period)
+                .map(|t| {
+                    let d = t.duration_since(Timestamp::now());
+                    Duration::from_secs(d.as_secs().max(1) as u64)
+                })
+                .unwrap_or(Duration::from_secs(300))
+                .min(Duration::from_secs(300));
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = changes.changed() => {}
+                cm = cm_stream.next() => match cm {
+                    Some(Ok(cm)) => configmap = Some(cm),
+                    Some(Err(e)) => warn!(error = %e, "watching {PUBLIC_KEYS_CONFIGMAP}"),
+                    None => return,
+                },
+                _ = tokio::time::sleep(sleep_for) => {}
+            }
+        }
+    }
+
+    async fn step(
+        &self,
+        configmap: Option<&ConfigMap>,
+        pending: &mut Option<(String, tokio::time::Instant)>,
+    ) -> Result<()> {
+        let keys = self.state.get();
+        // A key we created but the watch has not shown yet: wait for it (up to a minute).
+        if let Some((name, since)) = pending.as_ref() {
+            let seen = keys.infos().iter().any(|k| &k.secret_name == name);
+            if seen || since.elapsed() > Duration::from_secs(60) {
+                *pending = None;
+            } else {
+                return Ok(());
+            }
+        }
+        let token = configmap
+            .and_then(|cm| cm.metadata.annotations.as_ref())
+            .and_then(|a| a.get(ROTATE_ANNOTATION))
+            .map(String::as_str);
+        if let Some(why) = keys.renewal_due(Timestamp::now(), self.renew_period, token) {
+            let name = self.generate(why, token).await?;
+            *pending = Some((name, tokio::time::Instant::now()));
+            return Ok(());
+        }
+        self.publish(&keys, configmap).await
+    }
+
+    async fn generate(&self, why: crate::keys::Renewal, token: Option<&str>) -> Result<String> {
+        let identity = Identity::generate();
+        let token = (why == crate::keys::Renewal::Requested)
+            .then_some(token)
+            .flatten()
+            .map(str::trim);
+        let secret = key_secret(&self.namespace, &identity, Timestamp::now(), token);
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+        match api
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..PostParams::default()
+                },
+                &secret,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+        info!(kid = %identity.kid(), secret = %name, reason = why.as_str(), "generated a new key");
+        Ok(name)
+    }
+
+    async fn publish(&self, keys: &KeySet, current: Option<&ConfigMap>) -> Result<()> {
+        let desired = public_keys_configmap(&self.namespace, keys)?;
+        let up_to_date = current
+            .and_then(|cm| cm.data.as_ref())
+            .is_some_and(|d| Some(d) == desired.data.as_ref());
+        if up_to_date {
+            return Ok(());
+        }
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        api.patch(
+            PUBLIC_KEYS_CONFIGMAP,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+        info!(
+            keys = keys.infos().len(),
+            "published {PUBLIC_KEYS_CONFIGMAP}"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_secret_round_trips() {
+        let id = Identity::generate();
+        let created: Timestamp = "2026-11-28T10:00:00Z".parse().unwrap();
+        let s = key_secret("kage-system", &id, created, Some("t1"));
+        assert_eq!(
+            s.metadata.name.as_deref(),
+            Some(format!("kage-key-{}", id.kid()).as_str())
+        );
+        let entries = entries_from_secret(&s);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].identity.kid(), id.kid());
+        assert_eq!(entries[0].created, created);
+        assert_eq!(entries[0].status, KeyStatus::Active);
+        assert_eq!(entries[0].rotation_token.as_deref(), Some("t1"));
+        // The identity file is exactly age-keygen's.
+        let text = std::str::from_utf8(&s.data.as_ref().unwrap()[KEY_DATA].0).unwrap();
+        assert!(text.starts_with("# created: 2026-11-28T10:00:00Z\n# public key: age1"));
+    }
+
+    #[test]
+    fn restored_secret_without_annotations_uses_file_comment() {
+        let id = Identity::generate();
+        let created: Timestamp = "2025-01-02T03:04:05Z".parse().unwrap();
+        let mut s = key_secret("ns", &id, created, None);
+        s.metadata.annotations = None;
+        s.metadata.labels = Some([(KEY_LABEL.to_string(), "retired".to_string())].into());
+        let e = entries_from_secret(&s);
+        assert_eq!(e[0].created, created);
+        assert_eq!(e[0].status, KeyStatus::Retired);
+    }
+
+    #[test]
+    fn bad_key_secrets_are_ignored() {
+        let id = Identity::generate();
+        let now = Timestamp::now();
+        let mut s = key_secret("ns", &id, now, None);
+        s.metadata.labels = Some([(KEY_LABEL.to_string(), "weird".to_string())].into());
+        assert!(entries_from_secret(&s).is_empty());
+        let mut s = key_secret("ns", &id, now, None);
+        s.data = Some([(KEY_DATA.to_string(), ByteString(b"garbage".to_vec()))].into());
+        assert!(entries_from_secret(&s).is_empty());
+        let mut s = key_secret("ns", &id, now, None);
+        s.data = None;
+        assert!(entries_from_secret(&s).is_empty());
+    }
+
+    #[test]
+    fn configmap_has_recipients_and_json_but_no_private_key() {
+        let id = Identity::generate();
+        let s = key_secret("ns", &id, Timestamp::now(), None);
+        let keys = KeySet::from_entries(entries_from_secret(&s));
+        let cm = public_keys_configmap("ns", &keys).unwrap();
+        let data = cm.data.unwrap();
+        assert!(data[RECIPIENTS_DATA].contains(&id.recipient().to_string()));
+        let json: serde_json::Value = serde_json::from_str(&data[KEYS_JSON_DATA]).unwrap();
+        assert_eq!(json["keys"][0]["kid"], id.kid().to_string());
+        for v in data.values() {
+            assert!(!v.contains("AGE-SECRET-KEY"));
+        }
+    }
+
+    #[test]
+    fn state_notifies_on_change_only() {
+        let state = KeyState::default();
+        assert!(!state.loaded());
+        let rx = state.subscribe();
+        assert!(!state.set(KeySet::default()), "empty to empty");
+        assert!(state.loaded());
+        assert!(rx.has_changed().unwrap(), "the first load is announced");
+        let mut rx = state.subscribe();
+        assert!(!state.set(KeySet::default()));
+        assert!(!rx.has_changed().unwrap());
+        rx.mark_unchanged();
+        let id = Identity::generate();
+        let s = key_secret("ns", &id, Timestamp::now(), None);
+        assert!(state.set(KeySet::from_entries(entries_from_secret(&s))));
+        assert!(rx.has_changed().unwrap());
+        assert!(!state.set(KeySet::from_entries(entries_from_secret(&s))));
+        assert_eq!(state.get().infos().len(), 1);
+    }
+}

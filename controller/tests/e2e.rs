@@ -1,0 +1,465 @@
+//! End-to-end: the real `kage-controller` binary against `kage-testcluster`, authenticated as its
+//! ServiceAccount with the RBAC from `deploy/`, the manifests applied with the real `kubectl`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kage_core::api::v1alpha1::{AgeSecret, AgeSecretBody, AgeSecretSpec};
+use kage_core::keys::{Identity, Recipient, parse_recipients};
+use kage_core::sealed::{self, Binding, Scope};
+use kage_testcluster::TestCluster;
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn repo_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn kubectl() -> String {
+    std::env::var("KAGE_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+/// `kubectl kustomize deploy/base`, minus the Deployment (the test server runs no pods: the
+/// controller runs here as a process), applied with `kubectl apply`.
+async fn apply_base(kubeconfig: &Path) {
+    let rendered = tokio::process::Command::new(kubectl())
+        .arg("kustomize")
+        .arg(repo_file("deploy/base"))
+        .output()
+        .await
+        .expect("kubectl");
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let text = String::from_utf8(rendered.stdout).unwrap();
+    let docs: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| !d.contains("\nkind: Deployment\n"))
+        .collect();
+    let mut child = tokio::process::Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(docs.join("\n---\n").as_bytes()).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl apply deploy/base: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A test cluster with deploy/base applied and the controller running as its ServiceAccount.
+struct Env {
+    cluster: TestCluster,
+    admin: Client,
+    dir: tempfile::TempDir,
+    controller: Option<Child>,
+    http: String,
+    metrics: String,
+}
+
+impl Env {
+    async fn start(extra_args: &[&str]) -> Env {
+        let cluster = TestCluster::start().await.expect("test cluster");
+        let admin = cluster.client();
+        apply_base(cluster.kubeconfig_path()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let token = cluster
+            .service_account_token("kage-system", "kage-controller")
+            .unwrap();
+        let kc = dir.path().join("controller.kubeconfig");
+        kage_testcluster::cluster::write_kubeconfig(&kc, cluster.url(), cluster.ca_pem(), &token)
+            .unwrap();
+        let (hp, mp) = (free_port(), free_port());
+        let http = format!("127.0.0.1:{hp}");
+        let metrics = format!("127.0.0.1:{mp}");
+        let log = std::fs::File::create(dir.path().join("controller.log")).unwrap();
+        let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
+            .env("KUBECONFIG", &kc)
+            .env("RUST_LOG", "info,kage_controller=debug")
+            .env_remove("POD_NAMESPACE")
+            .args(["--namespace", "kage-system", "--http-addr", &http])
+            .args(["--metrics-addr", &metrics, "--log-format", "json"])
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("kage-controller starts");
+        let env = Env {
+            cluster,
+            admin,
+            dir,
+            controller: Some(controller),
+            http,
+            metrics,
+        };
+        env.wait_ready().await;
+        env
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.http);
+        let ok = eventually(Duration::from_secs(20), || async {
+            http_get(&url).await.is_some_and(|(code, _)| code == 200)
+        })
+        .await;
+        assert!(ok, "controller not ready; log:\n{}", self.log());
+    }
+
+    async fn namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.admin.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let _ = api.create(&PostParams::default(), &ns).await;
+    }
+
+    async fn recipients(&self) -> Vec<Recipient> {
+        let api: Api<ConfigMap> = Api::namespaced(self.admin.clone(), "kage-system");
+        let cm = api.get("kage-public-keys").await.unwrap();
+        parse_recipients(&cm.data.unwrap()["recipients.txt"]).unwrap()
+    }
+
+    async fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.controller.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(25), "no exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.controller.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A tiny HTTP/1.1 client (no extra dependency): (status, body).
+async fn http_request(method: &str, url: &str, body: Option<&str>) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+async fn http_get(url: &str) -> Option<(u16, String)> {
+    http_request("GET", url, None).await
+}
+
+fn sealed_ags(ns: &str, name: &str, values: &[(&str, &str)], to: &[Recipient]) -> AgeSecret {
+    let mut spec = AgeSecretSpec::default();
+    for (k, v) in values {
+        let b = Binding::new(Scope::Strict, ns, name, k);
+        spec.encrypted_data
+            .insert(k.to_string(), sealed::seal(v.as_bytes(), &b, to).unwrap());
+    }
+    let mut ags = AgeSecret::new(name, AgeSecretBody { spec, sops: None });
+    ags.metadata.namespace = Some(ns.into());
+    ags
+}
+
+async fn ready_condition(api: &Api<AgeSecret>, name: &str) -> Option<(String, String)> {
+    let a = api.get(name).await.ok()?;
+    let c = a.status?.condition("Ready")?.clone();
+    Some((c.status, c.reason))
+}
+
+async fn wait_reason(api: &Api<AgeSecret>, name: &str, status: &str, reason: &str) -> bool {
+    eventually(Duration::from_secs(15), || async {
+        ready_condition(api, name)
+            .await
+            .is_some_and(|(s, r)| s == status && r == reason)
+    })
+    .await
+}
+
+fn data_of(s: &Secret, key: &str) -> Option<Vec<u8>> {
+    s.data.as_ref()?.get(key).map(|b| b.0.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_key_is_generated_and_published() {
+    let env = Env::start(&[]).await;
+    let recipients = env.recipients().await;
+    assert_eq!(recipients.len(), 1, "one key on first start");
+    let kid = recipients[0].kid();
+    // The key Secret, labelled active.
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "kage-system");
+    let key = secrets.get(&format!("kage-key-{kid}")).await.unwrap();
+    assert_eq!(key.metadata.labels.unwrap()["kage.dev/key"], "active");
+    // /v1/keys agrees.
+    let (code, body) = http_get(&format!("http://{}/v1/keys", env.http))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["keys"][0]["kid"], kid.to_string());
+    assert_eq!(v["keys"][0]["current"], true);
+    // Metrics are served.
+    let (code, m) = http_get(&format!("http://{}/metrics", env.metrics))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(m.contains("kage_keys{status=\"active\"} 1"), "{m}");
+    assert!(!env.log().contains("AGE-SECRET-KEY"), "key material in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agesecret_lifecycle_with_drift() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    let ags = sealed_ags("prod", "db", &[("password", "hunter2"), ("user", "admin")], &to);
+    ags_api.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(
+        wait_reason(&ags_api, "db", "True", "Decrypted").await,
+        "not Ready; log:\n{}",
+        env.log()
+    );
+    let s = secrets.get("db").await.unwrap();
+    assert_eq!(data_of(&s, "password").unwrap(), b"hunter2");
+    assert_eq!(data_of(&s, "user").unwrap(), b"admin");
+    assert_eq!(s.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "kage");
+    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].kind, "AgeSecret");
+    let status = ags_api.get("db").await.unwrap().status.unwrap();
+    assert_eq!(status.key_ids, vec![to[0].kid().to_string()]);
+    assert_eq!(status.secret_name.as_deref(), Some("db"));
+    assert_eq!(status.observed_generation, Some(1));
+
+    // kubectl wait works on the condition.
+    let out = tokio::process::Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(env.cluster.kubeconfig_path())
+        .args(["-n", "prod", "wait", "--for=condition=Ready", "ags/db", "--timeout=10s"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Drift: an edited value is restored.
+    secrets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"password": "ZWRpdGVk"}})),
+        )
+        .await
+        .unwrap();
+    let restored = eventually(Duration::from_secs(10), || async {
+        secrets
+            .get("db")
+            .await
+            .ok()
+            .and_then(|s| data_of(&s, "password"))
+            .is_some_and(|v| v == b"hunter2")
+    })
+    .await;
+    assert!(restored, "edited Secret not restored; log:\n{}", env.log());
+
+    // Drift: a deleted Secret is recreated.
+    secrets.delete("db", &DeleteParams::default()).await.unwrap();
+    let recreated = eventually(Duration::from_secs(10), || async {
+        secrets.get("db").await.is_ok()
+    })
+    .await;
+    assert!(recreated, "deleted Secret not recreated; log:\n{}", env.log());
+
+    // A value removed from the AgeSecret disappears from the Secret.
+    let mut current = ags_api.get("db").await.unwrap();
+    current.spec.spec.encrypted_data.remove("user");
+    current.metadata.managed_fields = None;
+    ags_api
+        .replace("db", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    let gone = eventually(Duration::from_secs(10), || async {
+        secrets
+            .get("db")
+            .await
+            .ok()
+            .is_some_and(|s| data_of(&s, "user").is_none() && data_of(&s, "password").is_some())
+    })
+    .await;
+    assert!(gone, "removed value still there; log:\n{}", env.log());
+    assert!(!env.log().contains("hunter2"), "plaintext in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_clobbers_and_binding_is_enforced() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    // Someone else's Secret.
+    let theirs: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "taken"}, "data": {"k": "dGhlaXJz"}
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &theirs).await.unwrap();
+    let ags = sealed_ags("prod", "taken", &[("k", "mine")], &to);
+    ags_api.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(wait_reason(&ags_api, "taken", "False", "SecretNotManaged").await);
+    assert_eq!(data_of(&secrets.get("taken").await.unwrap(), "k").unwrap(), b"theirs");
+
+    // A value copied from another AgeSecret: ScopeMismatch, nothing written.
+    let other = sealed_ags("prod", "original", &[("k", "v")], &to);
+    let mut copy = other.clone();
+    copy.metadata.name = Some("copy".into());
+    ags_api.create(&PostParams::default(), &copy).await.unwrap();
+    assert!(wait_reason(&ags_api, "copy", "False", "ScopeMismatch").await);
+    assert!(secrets.get_opt("copy").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_key_retries_failed_objects_at_once() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    let lost = Identity::generate();
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let ags = sealed_ags("prod", "old", &[("k", "v")], &[lost.recipient()]);
+    ags_api.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(wait_reason(&ags_api, "old", "False", "UnknownKey").await);
+    // Restore the lost key as `kage keys restore` would.
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "kage-system");
+    let file = kage_core::keys::format_identity_file(&lost, jiff::Timestamp::now());
+    let key: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "restored-key", "labels": {"kage.dev/key": "active"}},
+        "type": "Opaque",
+    }))
+    .unwrap();
+    let mut key = key;
+    key.data = Some([("key.txt".to_string(), ByteString(file.as_bytes().to_vec()))].into());
+    secrets.create(&PostParams::default(), &key).await.unwrap();
+    let start = Instant::now();
+    assert!(
+        wait_reason(&ags_api, "old", "True", "Decrypted").await,
+        "log:\n{}",
+        env.log()
+    );
+    assert!(start.elapsed() < Duration::from_secs(10), "not retried at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_on_request_and_graceful_shutdown() {
+    let mut env = Env::start(&["--leader-elect"]).await;
+    let first = env.recipients().await;
+    assert_eq!(first.len(), 1);
+    let cms: Api<ConfigMap> = Api::namespaced(env.admin.clone(), "kage-system");
+    cms.patch(
+        "kage-public-keys",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"kage.dev/rotate": "r1"}}})),
+    )
+    .await
+    .unwrap();
+    let rotated = eventually(Duration::from_secs(15), || async {
+        env.recipients().await.len() == 2
+    })
+    .await;
+    assert!(rotated, "no new key; log:\n{}", env.log());
+    let now = env.recipients().await;
+    assert_ne!(now[0], first[0], "newest first");
+    assert_eq!(now[1], first[0]);
+    // The request is answered once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.recipients().await.len(), 2);
+    // The Lease is held, then released on SIGTERM.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(env.admin.clone(), "kage-system");
+    let lease = leases.get("kage-controller-leader").await.unwrap();
+    assert!(lease.spec.unwrap().holder_identity.is_some());
+    let status = env.stop().await;
+    assert!(status.success(), "exit {status:?}; log:\n{}", env.log());
+    let lease = leases.get("kage-controller-leader").await.unwrap();
+    assert!(lease.spec.unwrap().holder_identity.is_none(), "Lease released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_through_the_service_proxy_for_any_user() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    env.cluster
+        .register_upstream("kage-system", "kage-controller", &env.http);
+    env.cluster.add_user_token("alice-token", "alice", &[]);
+    let alice = env.cluster.client_for_token("alice-token");
+    let to = env.recipients().await;
+    let ags = sealed_ags("prod", "db", &[("password", "hunter2")], &to);
+    let body = serde_json::to_vec(&ags).unwrap();
+    let req = http::Request::post(
+        "/api/v1/namespaces/kage-system/services/kage-controller:http/proxy/v1/verify",
+    )
+    .header("content-type", "application/json")
+    .body(body)
+    .unwrap();
+    let text = alice.request_text(req).await.expect("verify through the proxy");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["ok"], true, "{text}");
+    assert!(!text.contains("hunter2"));
+    // The ConfigMap is readable by anyone authenticated; Secrets are not.
+    let cms: Api<ConfigMap> = Api::namespaced(alice.clone(), "kage-system");
+    assert!(cms.get("kage-public-keys").await.is_ok());
+    let secrets: Api<Secret> = Api::namespaced(alice, "kage-system");
+    assert!(secrets.list(&Default::default()).await.is_err());
+}
