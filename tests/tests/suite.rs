@@ -3,6 +3,7 @@
 
 mod common;
 mod controller;
+mod deploy;
 mod http_api;
 mod kube_api;
 mod kubectl;
