@@ -138,11 +138,11 @@ install_kage() {
   kubectl kustomize "deploy/overlays/$overlay" >"$tmp/$env/kage.yaml"
   # The application namespace first: the single-namespace overlay binds RBAC inside it.
   for ns in $namespaces; do
-    k "$env" create namespace "$ns" >/dev/null
+    k "$env" create namespace "$ns" --save-config >/dev/null
   done
   k "$env" apply -f "$tmp/$env/kage.yaml" >"$tmp/$env/apply.log" || fail "kubectl apply of deploy/overlays/$overlay failed: $(cat "$tmp/$env/apply.log")"
   k "$env" get crd agesecrets.kage.dev >/dev/null || fail "the AgeSecret CRD is not installed"
-  k "$env" auth can-i patch agesecrets.kage.dev/status -n shop \
+  k "$env" auth can-i patch agesecrets.kage.dev --subresource=status -n shop \
     --as system:serviceaccount:kage-system:kage-controller >/dev/null ||
     fail "the controller's ServiceAccount may not write AgeSecret status in shop"
   if k "$env" auth can-i get secrets -n kage-system --as system:serviceaccount:shop:default >/dev/null 2>&1; then
@@ -344,11 +344,15 @@ write_kage_yaml "$staging_r" "$(current_recipient prod)"
 say "re-encrypting through prod's controller (POST /v1/reencrypt; it never returns plaintext)"
 for name in db api-token; do
   file="$repo/overlays/prod/secrets/$name.yaml"
-  json="$(k prod create --dry-run=client -o json -f "$file")"
-  printf '{"ageSecret": %s, "extraRecipients": ["%s"]}' "$json" "$break_glass" >"$tmp/reencrypt.json"
-  k prod create --raw "$proxy_path/v1/reencrypt" -f "$tmp/reencrypt.json" >"$tmp/reencrypted.json" ||
+  # The request: the AgeSecret plus the break-glass recipient, which the controller cannot know.
+  # YAML in, YAML out.
+  {
+    printf 'extraRecipients:\n  - %s\nageSecret:\n' "$break_glass"
+    sed 's/^/  /' "$file"
+  } >"$tmp/reencrypt.yaml"
+  k prod create --raw "$proxy_path/v1/reencrypt" -f "$tmp/reencrypt.yaml" >"$tmp/reencrypted.yaml" ||
     fail "prod's controller refused to re-encrypt $name"
-  mv "$tmp/reencrypted.json" "$file"
+  mv "$tmp/reencrypted.yaml" "$file"
   grep -q "kage:v1:$new_kid" "$file" || fail "$name is not sealed to the new key $new_kid"
 done
 (cd "$repo" && kage validate overlays/prod/secrets/*.yaml) | sed 's/^/    /'
