@@ -58,8 +58,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "interrupted: cleaning up" >&2; exit 130' INT
+trap 'echo "terminated: cleaning up" >&2; exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------
 step "Build what the demo needs"
@@ -200,11 +200,11 @@ run_controller() {
 # The cluster's current (newest) recipient, as every authenticated user may read it.
 current_recipient() {
   k "$1" -n kage-system get configmap kage-public-keys -o jsonpath='{.data.recipients\.txt}' |
-    grep '^age1' | head -n1
+    awk '/^age1/ && !found { print; found = 1 }'
 }
 current_kid() {
   k "$1" -n kage-system get configmap kage-public-keys -o jsonpath='{.data.recipients\.txt}' |
-    sed -n 's/^# kid: \([0-9a-f]*\).*/\1/p' | head -n1
+    awk '$1 == "#" && $2 == "kid:" && !found { print $3; found = 1 }'
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -358,8 +358,8 @@ done
 (cd "$repo" && kage validate overlays/prod/secrets/*.yaml) | sed 's/^/    /'
 kubectl kustomize "$repo/overlays/prod" | k prod apply -f - | sed 's/^/    prod: /'
 kids_have_new() {
-  k prod -n shop get agesecret db -o jsonpath='{.status.keyIds}' | grep -q "$new_kid" &&
-    k prod -n shop get agesecret api-token -o jsonpath='{.status.keyIds}' | grep -q "$new_kid"
+  k prod -n shop get agesecret db -o jsonpath='{.status.keyIds}' | grep "$new_kid" >/dev/null &&
+    k prod -n shop get agesecret api-token -o jsonpath='{.status.keyIds}' | grep "$new_kid" >/dev/null
 }
 wait_for 30 kids_have_new || fail "prod's AgeSecrets do not report the new kid"
 k prod -n shop wait --for=condition=Ready agesecret/db agesecret/api-token --timeout=30s >/dev/null ||
