@@ -16,7 +16,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 fn kubectl() -> String {
@@ -32,7 +34,11 @@ async fn apply_base(kubeconfig: &Path) {
         .output()
         .await
         .expect("kubectl");
-    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
     let text = String::from_utf8(rendered.stdout).unwrap();
     let docs: Vec<&str> = text
         .split("\n---\n")
@@ -50,7 +56,10 @@ async fn apply_base(kubeconfig: &Path) {
     {
         use tokio::io::AsyncWriteExt;
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(docs.join("\n---\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(docs.join("\n---\n").as_bytes())
+            .await
+            .unwrap();
     }
     let out = child.wait_with_output().await.unwrap();
     assert!(
@@ -66,6 +75,48 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Start one `kage-controller` replica; its log goes to `<dir>/<name>.log`.
+fn spawn_controller(
+    kc: &Path,
+    dir: &Path,
+    name: &str,
+    extra_args: &[&str],
+) -> (Child, String, String) {
+    let (hp, mp) = (free_port(), free_port());
+    let http = format!("127.0.0.1:{hp}");
+    let metrics = format!("127.0.0.1:{mp}");
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
+        .env("KUBECONFIG", kc)
+        .env("RUST_LOG", "info,kage_controller=debug")
+        .env("POD_NAME", name)
+        .env_remove("POD_NAMESPACE")
+        .args(["--namespace", "kage-system", "--http-addr", &http])
+        .args(["--metrics-addr", &metrics, "--log-format", "json"])
+        .args(extra_args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("kage-controller starts");
+    (controller, http, metrics)
+}
+
+async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A test cluster with deploy/base applied and the controller running as its ServiceAccount.
@@ -90,21 +141,8 @@ impl Env {
         let kc = dir.path().join("controller.kubeconfig");
         kage_testcluster::cluster::write_kubeconfig(&kc, cluster.url(), cluster.ca_pem(), &token)
             .unwrap();
-        let (hp, mp) = (free_port(), free_port());
-        let http = format!("127.0.0.1:{hp}");
-        let metrics = format!("127.0.0.1:{mp}");
-        let log = std::fs::File::create(dir.path().join("controller.log")).unwrap();
-        let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
-            .env("KUBECONFIG", &kc)
-            .env("RUST_LOG", "info,kage_controller=debug")
-            .env_remove("POD_NAMESPACE")
-            .args(["--namespace", "kage-system", "--http-addr", &http])
-            .args(["--metrics-addr", &metrics, "--log-format", "json"])
-            .args(extra_args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("kage-controller starts");
+        let (controller, http, metrics) =
+            spawn_controller(&kc, dir.path(), "controller", extra_args);
         let env = Env {
             cluster,
             admin,
@@ -144,16 +182,18 @@ impl Env {
 
     async fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.controller.take().unwrap();
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(start.elapsed() < Duration::from_secs(25), "no exit after SIGTERM");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        stop_child(&mut child).await
+    }
+
+    /// A second replica with the same ServiceAccount.
+    fn replica(&self, name: &str, extra_args: &[&str]) -> (Child, String) {
+        let (child, http, _) = spawn_controller(
+            &self.dir.path().join("controller.kubeconfig"),
+            self.dir.path(),
+            name,
+            extra_args,
+        );
+        (child, http)
     }
 }
 
@@ -260,7 +300,10 @@ async fn first_key_is_generated_and_published() {
         .unwrap();
     assert_eq!(code, 200);
     assert!(m.contains("kage_keys{status=\"active\"} 1"), "{m}");
-    assert!(!env.log().contains("AGE-SECRET-KEY"), "key material in the log");
+    assert!(
+        !env.log().contains("AGE-SECRET-KEY"),
+        "key material in the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,7 +313,12 @@ async fn agesecret_lifecycle_with_drift() {
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
     let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
-    let ags = sealed_ags("prod", "db", &[("password", "hunter2"), ("user", "admin")], &to);
+    let ags = sealed_ags(
+        "prod",
+        "db",
+        &[("password", "hunter2"), ("user", "admin")],
+        &to,
+    );
     ags_api.create(&PostParams::default(), &ags).await.unwrap();
     assert!(
         wait_reason(&ags_api, "db", "True", "Decrypted").await,
@@ -280,8 +328,14 @@ async fn agesecret_lifecycle_with_drift() {
     let s = secrets.get("db").await.unwrap();
     assert_eq!(data_of(&s, "password").unwrap(), b"hunter2");
     assert_eq!(data_of(&s, "user").unwrap(), b"admin");
-    assert_eq!(s.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"], "kage");
-    assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].kind, "AgeSecret");
+    assert_eq!(
+        s.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "kage"
+    );
+    assert_eq!(
+        s.metadata.owner_references.as_ref().unwrap()[0].kind,
+        "AgeSecret"
+    );
     let status = ags_api.get("db").await.unwrap().status.unwrap();
     assert_eq!(status.key_ids, vec![to[0].kid().to_string()]);
     assert_eq!(status.secret_name.as_deref(), Some("db"));
@@ -291,11 +345,22 @@ async fn agesecret_lifecycle_with_drift() {
     let out = tokio::process::Command::new(kubectl())
         .arg("--kubeconfig")
         .arg(env.cluster.kubeconfig_path())
-        .args(["-n", "prod", "wait", "--for=condition=Ready", "ags/db", "--timeout=10s"])
+        .args([
+            "-n",
+            "prod",
+            "wait",
+            "--for=condition=Ready",
+            "ags/db",
+            "--timeout=10s",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Drift: an edited value is restored.
     secrets
@@ -318,12 +383,19 @@ async fn agesecret_lifecycle_with_drift() {
     assert!(restored, "edited Secret not restored; log:\n{}", env.log());
 
     // Drift: a deleted Secret is recreated.
-    secrets.delete("db", &DeleteParams::default()).await.unwrap();
+    secrets
+        .delete("db", &DeleteParams::default())
+        .await
+        .unwrap();
     let recreated = eventually(Duration::from_secs(10), || async {
         secrets.get("db").await.is_ok()
     })
     .await;
-    assert!(recreated, "deleted Secret not recreated; log:\n{}", env.log());
+    assert!(
+        recreated,
+        "deleted Secret not recreated; log:\n{}",
+        env.log()
+    );
 
     // A value removed from the AgeSecret disappears from the Secret.
     let mut current = ags_api.get("db").await.unwrap();
@@ -357,11 +429,17 @@ async fn never_clobbers_and_binding_is_enforced() {
         "metadata": {"name": "taken"}, "data": {"k": "dGhlaXJz"}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &theirs).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap();
     let ags = sealed_ags("prod", "taken", &[("k", "mine")], &to);
     ags_api.create(&PostParams::default(), &ags).await.unwrap();
     assert!(wait_reason(&ags_api, "taken", "False", "SecretNotManaged").await);
-    assert_eq!(data_of(&secrets.get("taken").await.unwrap(), "k").unwrap(), b"theirs");
+    assert_eq!(
+        data_of(&secrets.get("taken").await.unwrap(), "k").unwrap(),
+        b"theirs"
+    );
 
     // A value copied from another AgeSecret: ScopeMismatch, nothing written.
     let other = sealed_ags("prod", "original", &[("k", "v")], &to);
@@ -398,7 +476,10 @@ async fn restored_key_retries_failed_objects_at_once() {
         "log:\n{}",
         env.log()
     );
-    assert!(start.elapsed() < Duration::from_secs(10), "not retried at once");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "not retried at once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +514,10 @@ async fn rotation_on_request_and_graceful_shutdown() {
     let status = env.stop().await;
     assert!(status.success(), "exit {status:?}; log:\n{}", env.log());
     let lease = leases.get("kage-controller-leader").await.unwrap();
-    assert!(lease.spec.unwrap().holder_identity.is_none(), "Lease released");
+    assert!(
+        lease.spec.unwrap().holder_identity.is_none(),
+        "Lease released"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +537,10 @@ async fn api_through_the_service_proxy_for_any_user() {
     .header("content-type", "application/json")
     .body(body)
     .unwrap();
-    let text = alice.request_text(req).await.expect("verify through the proxy");
+    let text = alice
+        .request_text(req)
+        .await
+        .expect("verify through the proxy");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["ok"], true, "{text}");
     assert!(!text.contains("hunter2"));
@@ -462,4 +549,162 @@ async fn api_through_the_service_proxy_for_any_user() {
     assert!(cms.get("kage-public-keys").await.is_ok());
     let secrets: Api<Secret> = Api::namespaced(alice, "kage-system");
     assert!(secrets.list(&Default::default()).await.is_err());
+}
+
+async fn lease_holder(admin: &Client) -> Option<String> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), "kage-system");
+    leases
+        .get("kage-controller-leader")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_when_the_leader_stops() {
+    let mut env = Env::start(&["--leader-elect"]).await;
+    assert_eq!(
+        lease_holder(&env.admin).await.as_deref(),
+        Some("controller")
+    );
+    let (mut standby, standby_http) = env.replica("standby", &["--leader-elect"]);
+    // The standby serves the API (keys included) without leading.
+    let ready = eventually(Duration::from_secs(15), || async {
+        http_get(&format!("http://{standby_http}/v1/keys"))
+            .await
+            .is_some_and(|(code, body)| code == 200 && body.contains("\"current\":true"))
+    })
+    .await;
+    assert!(ready, "standby API not ready");
+    assert_eq!(
+        lease_holder(&env.admin).await.as_deref(),
+        Some("controller")
+    );
+    // The leader stops: the standby takes over at once (the Lease was released) and reconciles.
+    assert!(env.stop().await.success());
+    let took_over = eventually(Duration::from_secs(10), || async {
+        lease_holder(&env.admin).await.as_deref() == Some("standby")
+    })
+    .await;
+    assert!(took_over, "standby did not take the Lease");
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    assert_eq!(to.len(), 1, "no second key from the new leader");
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let ags = sealed_ags("prod", "db", &[("k", "v")], &to);
+    ags_api.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(wait_reason(&ags_api, "db", "True", "Decrypted").await);
+    assert!(stop_child(&mut standby).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_namespaces_limits_the_scope() {
+    let env = Env::start(&["--watch-namespaces", "prod"]).await;
+    env.namespace("prod").await;
+    env.namespace("dev").await;
+    let to = env.recipients().await;
+    let prod: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let dev: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "dev");
+    dev.create(
+        &PostParams::default(),
+        &sealed_ags("dev", "db", &[("k", "v")], &to),
+    )
+    .await
+    .unwrap();
+    prod.create(
+        &PostParams::default(),
+        &sealed_ags("prod", "db", &[("k", "v")], &to),
+    )
+    .await
+    .unwrap();
+    assert!(wait_reason(&prod, "db", "True", "Decrypted").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        dev.get("db").await.unwrap().status.is_none(),
+        "dev is not watched"
+    );
+}
+
+/// A SOPS-form AgeSecret as `kage seal --sops` writes it (sorted keys, mac_only_encrypted).
+fn sops_ags(ns: &str, name: &str, binding: Option<&str>, to: &[Recipient]) -> AgeSecret {
+    use base64::Engine as _;
+    use kage_core::document::Document;
+    use kage_core::sops::{EncryptOptions, Selection};
+    let mut spec = serde_json::Map::new();
+    if let Some(b) = binding {
+        spec.insert("binding".into(), b.into());
+    }
+    spec.insert(
+        "data".into(),
+        json!({"password": base64::engine::general_purpose::STANDARD.encode("hunter2")}),
+    );
+    spec.insert("scope".into(), "strict".into());
+    spec.insert("stringData".into(), json!({"user": "admin"}));
+    let doc = json!({"apiVersion": "kage.dev/v1alpha1", "kind": "AgeSecret", "spec": spec});
+    let opts = EncryptOptions {
+        key_groups: vec![to.to_vec()],
+        shamir_threshold: 0,
+        selection: Selection::EncryptedRegex("^(data|stringData|binding)$".into()),
+        mac_only_encrypted: true,
+    };
+    let enc = kage_core::sops::encrypt(&[Document::from_json_value(&doc)], &opts).unwrap();
+    let v = enc[0].to_json_value();
+    let mut ags: AgeSecret = serde_json::from_value(json!({
+        "apiVersion": "kage.dev/v1alpha1",
+        "kind": "AgeSecret",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": v["spec"],
+        "sops": v["sops"],
+    }))
+    .unwrap();
+    ags.metadata.namespace = Some(ns.into());
+    ags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sops_form_round_trips_through_the_cluster() {
+    let env = Env::start(&[]).await;
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    let bound = sealed::binding_text(Scope::Strict, "prod", "db");
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "db", Some(&bound), &to),
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait_reason(&ags_api, "db", "True", "Decrypted").await,
+        "log:\n{}",
+        env.log()
+    );
+    let s = secrets.get("db").await.unwrap();
+    assert_eq!(data_of(&s, "password").unwrap(), b"hunter2");
+    assert_eq!(data_of(&s, "user").unwrap(), b"admin");
+    // Without a binding: refused (no --allow-unbound-sops).
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "unbound", None, &to),
+        )
+        .await
+        .unwrap();
+    assert!(wait_reason(&ags_api, "unbound", "False", "InvalidSpec").await);
+    // Bound elsewhere: ScopeMismatch.
+    let elsewhere = sealed::binding_text(Scope::Strict, "prod", "other");
+    ags_api
+        .create(
+            &PostParams::default(),
+            &sops_ags("prod", "moved", Some(&elsewhere), &to),
+        )
+        .await
+        .unwrap();
+    assert!(wait_reason(&ags_api, "moved", "False", "ScopeMismatch").await);
+    assert!(secrets.get_opt("unbound").await.unwrap().is_none());
+    assert!(secrets.get_opt("moved").await.unwrap().is_none());
 }
