@@ -712,3 +712,38 @@ fn demo_runs_the_gitops_flow_end_to_end() {
     }
     assert!(!out.contains("FAILED"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Links between the docs
+
+#[test]
+fn relative_links_in_the_docs_resolve() {
+    let root = repo();
+    let mut files = vec![root.join("README.md"), root.join("examples/gitops/README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "md") {
+            files.push(p);
+        }
+    }
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let mut broken = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for cap in link.captures_iter(&text) {
+            let target = &cap[1];
+            if target.starts_with("http://")
+                || target.starts_with("https://")
+                || target.starts_with('#')
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            let path = target.split('#').next().unwrap();
+            if !file.parent().unwrap().join(path).exists() {
+                broken.push(format!("{}: {target}", file.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
