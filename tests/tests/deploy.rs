@@ -99,7 +99,10 @@ fn workspace_bin_dir() -> PathBuf {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("cargo build");
-        assert!(status.success(), "cargo build of the workspace binaries failed");
+        assert!(
+            status.success(),
+            "cargo build of the workspace binaries failed"
+        );
     }
     dir
 }
@@ -178,7 +181,11 @@ fn argocd_health_check_on_samples() {
         let obj = &yaml_docs(&std::fs::read_to_string(dir.join(input)).unwrap())[0];
         let want = &case["healthStatus"];
         let (status, message) = argocd_health(&script, obj);
-        assert_eq!(status, want["status"].as_str().unwrap(), "{input}: {message}");
+        assert_eq!(
+            status,
+            want["status"].as_str().unwrap(),
+            "{input}: {message}"
+        );
         assert_eq!(message, want["message"].as_str().unwrap(), "{input}");
         seen.insert(status);
     }
@@ -191,11 +198,11 @@ fn argocd_health_check_on_samples() {
         .map(|c| c["inputPath"].as_str().unwrap())
         .collect();
     for entry in std::fs::read_dir(dir.join("testdata")).unwrap() {
-        let name = format!(
-            "testdata/{}",
-            entry.unwrap().file_name().to_string_lossy()
+        let name = format!("testdata/{}", entry.unwrap().file_name().to_string_lossy());
+        assert!(
+            listed.contains(name.as_str()),
+            "{name} is not in health_test.yaml"
         );
-        assert!(listed.contains(name.as_str()), "{name} is not in health_test.yaml");
     }
 }
 
@@ -308,7 +315,11 @@ fn kustomizations(dir: &Path) -> Vec<PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let k = d.join("kustomization.yaml");
-        if k.is_file() && !std::fs::read_to_string(&k).unwrap().contains("kind: Component") {
+        if k.is_file()
+            && !std::fs::read_to_string(&k)
+                .unwrap()
+                .contains("kind: Component")
+        {
             found.push(d.clone());
         }
         for entry in std::fs::read_dir(&d).unwrap() {
@@ -328,7 +339,10 @@ fn kinds(rendered: &str) -> Vec<(String, String)> {
         .map(|d| {
             (
                 d["kind"].as_str().unwrap_or_default().to_string(),
-                d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect()
@@ -366,8 +380,16 @@ fn every_overlay_renders_and_applies_to_the_test_server() {
             .unwrap_or_else(|| panic!("{}: no Deployment", dir.display()));
         let pod = &dep["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
-        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{}", dir.display());
-        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        assert_eq!(
+            pod["securityContext"]["runAsNonRoot"],
+            true,
+            "{}",
+            dir.display()
+        );
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
         assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
         assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
         assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
@@ -446,17 +468,28 @@ fn examples_gitops_overlays_render_and_apply() {
     let server = Server::start(&bins);
     let crd = kustomize(&root.join("deploy/crds"));
     let out = server.kubectl(&["apply", "-f", "-"], Some(crd.as_bytes()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for env in ["staging", "prod"] {
         let rendered = kustomize(&gitops.join("overlays").join(env));
         let objects = kinds(&rendered);
-        for want in [("AgeSecret", "db"), ("AgeSecret", "api-token"), ("Deployment", "web")] {
+        for want in [
+            ("AgeSecret", "db"),
+            ("AgeSecret", "api-token"),
+            ("Deployment", "web"),
+        ] {
             assert!(
                 objects.contains(&(want.0.to_string(), want.1.to_string())),
                 "{env}: {want:?} not rendered"
             );
         }
-        assert!(!rendered.contains("kind: Secret\n"), "{env}: a plain Secret in the overlay");
+        assert!(
+            !rendered.contains("kind: Secret\n"),
+            "{env}: a plain Secret in the overlay"
+        );
         let out = server.kubectl(&["apply", "-f", "-"], Some(rendered.as_bytes()));
         assert!(
             out.status.success(),
@@ -577,7 +610,10 @@ fn shell_commands(code: &str, out: &mut BTreeSet<Vec<String>>) {
 /// `kage …` commands in the README and docs: in fenced code blocks, and in inline code spans.
 fn documented_kage_commands() -> BTreeSet<Vec<String>> {
     let root = repo();
-    let mut files = vec![root.join("README.md"), root.join("examples/gitops/README.md")];
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("examples/gitops/README.md"),
+    ];
     for entry in std::fs::read_dir(root.join("docs")).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "md") {
@@ -586,8 +622,8 @@ fn documented_kage_commands() -> BTreeSet<Vec<String>> {
     }
     let mut commands = BTreeSet::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let mut in_block = false;
         for line in text.lines() {
             if line.trim_start().starts_with("```") {
@@ -655,7 +691,10 @@ fn every_documented_kage_command_exists() {
         }
     }
     for must in ["seal", "unseal", "keys list", "reencrypt", "validate"] {
-        assert!(checked.contains(must), "`kage {must}` is not documented: {checked:?}");
+        assert!(
+            checked.contains(must),
+            "`kage {must}` is not documented: {checked:?}"
+        );
     }
 }
 
@@ -676,8 +715,10 @@ fn demo_runs_the_gitops_flow_end_to_end() {
         .expect("bash scripts/demo.sh");
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err_reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let out_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err_reader =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -697,7 +738,10 @@ fn demo_runs_the_gitops_flow_end_to_end() {
     };
     let out = out_reader.join().unwrap();
     let err = err_reader.join().unwrap();
-    assert!(status.success(), "scripts/demo.sh failed ({status}):\n{out}\n{err}");
+    assert!(
+        status.success(),
+        "scripts/demo.sh failed ({status}):\n{out}\n{err}"
+    );
     for line in [
         "ok: staging API server at https://",
         "ok: kage-controller is ready and reachable through the service proxy",
@@ -719,7 +763,10 @@ fn demo_runs_the_gitops_flow_end_to_end() {
 #[test]
 fn relative_links_in_the_docs_resolve() {
     let root = repo();
-    let mut files = vec![root.join("README.md"), root.join("examples/gitops/README.md")];
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("examples/gitops/README.md"),
+    ];
     for entry in std::fs::read_dir(root.join("docs")).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "md") {
