@@ -380,6 +380,10 @@ async fn run_one(
     // Our own status writes do not change the generation: filter them out.
     let main = watcher(ags_api, ags_cfg)
         .default_backoff()
+        // The cache does not need managedFields (a large share of each object).
+        .modify(|ags| {
+            ags.metadata.managed_fields = None;
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

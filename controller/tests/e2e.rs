@@ -708,3 +708,85 @@ async fn sops_form_round_trips_through_the_cluster() {
     assert!(secrets.get_opt("unbound").await.unwrap().is_none());
     assert!(secrets.get_opt("moved").await.unwrap().is_none());
 }
+
+fn rss_kib(child: &Child) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Cold start: N AgeSecrets × 3 values exist before the controller starts; time until all are
+/// Ready. N = `KAGE_COLD_START_N` (default 200 so the suite stays quick; the performance bar is
+/// 3,000 in under 10 s with a release build). Prints the time and the controller's RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_start_many_agesecrets() {
+    let n: usize = std::env::var("KAGE_COLD_START_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    // Start once to get the key, stop, create everything, start again (cold).
+    let mut env = Env::start(&[]).await;
+    let to = env.recipients().await;
+    assert!(env.stop().await.success());
+    env.namespace("load").await;
+    // Namespace scope: three sealed values serve every object of the namespace.
+    let values: Vec<(String, String)> = ["a", "b", "c"]
+        .iter()
+        .map(|k| {
+            let b = Binding::new(Scope::Namespace, "load", "", k);
+            let v = format!("value-{k}-{}", "x".repeat(32));
+            (k.to_string(), sealed::seal(v.as_bytes(), &b, &to).unwrap())
+        })
+        .collect();
+    let api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "load");
+    let mut created = 0;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+        let futs = chunk.iter().map(|i| {
+            let mut spec = AgeSecretSpec {
+                scope: kage_core::api::v1alpha1::Scope::Namespace,
+                ..AgeSecretSpec::default()
+            };
+            for (k, v) in &values {
+                spec.encrypted_data.insert(k.clone(), v.clone());
+            }
+            let mut ags = AgeSecret::new(&format!("s{i}"), AgeSecretBody { spec, sops: None });
+            ags.metadata.namespace = Some("load".into());
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &ags).await.map(|_| ()) }
+        });
+        for r in futures::future::join_all(futs).await {
+            r.unwrap();
+            created += 1;
+        }
+    }
+    assert_eq!(created, n);
+    let kc = env.dir.path().join("controller.kubeconfig");
+    let start = Instant::now();
+    let (mut child, _, metrics) =
+        spawn_controller(&kc, env.dir.path(), "cold", &["--concurrency", "16"]);
+    // Poll the controller's own gauge (cheap) rather than listing every object.
+    let metrics_url = format!("http://{metrics}/metrics");
+    let want = format!("kage_agesecrets{{ready=\"True\"}} {n}\n");
+    let mut all_ready = false;
+    while start.elapsed() < Duration::from_secs(120) {
+        if http_get(&metrics_url)
+            .await
+            .is_some_and(|(_, body)| body.contains(&want))
+        {
+            all_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = start.elapsed();
+    let rss = rss_kib(&child);
+    eprintln!(
+        "cold start: {n} AgeSecrets x 3 values Ready in {:.2} s (controller RSS {} KiB)",
+        elapsed.as_secs_f64(),
+        rss.unwrap_or(0)
+    );
+    assert!(all_ready, "not all Ready after 120 s");
+    assert!(stop_child(&mut child).await.success());
+}
