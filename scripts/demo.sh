@@ -180,8 +180,9 @@ run_controller() {
   done < <(k "$env" -n kage-system get deployment kage-controller \
     -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}')
   local http metrics
-  http="$(free_port)"
-  metrics="$(free_port)"
+  http="$(free_port)" || fail "no free local port"
+  metrics="$(free_port)" || fail "no free local port"
+  while [ "$metrics" = "$http" ]; do metrics="$(free_port)"; done
   say "kage-controller ${args[*]} (as system:serviceaccount:kage-system:kage-controller, HTTP on 127.0.0.1:$http)"
   KUBECONFIG="$kc" POD_NAME="kage-controller-$env" RUST_LOG=info \
     "$bin/kage-controller" --namespace kage-system --http-addr "127.0.0.1:$http" \
