@@ -236,7 +236,7 @@ staging_r="$(current_recipient staging)"
 prod_r="$(current_recipient prod)"
 [ -n "$staging_r" ] && [ -n "$prod_r" ] || fail "could not read the clusters' public keys"
 [ "$staging_r" != "$prod_r" ] || fail "staging and prod have the same key"
-# `kage keys fetch --write-env NAME` does this from the cluster; until that command is merged the
+# `kage keys fetch --context NAME --write-env NAME` does this (branch clustercli); until it is merged the
 # demo reads the kage-public-keys ConfigMap (readable by every authenticated user) with kubectl.
 write_kage_yaml() {
   cat >"$repo/.kage.yaml" <<EOF
