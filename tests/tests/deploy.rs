@@ -69,11 +69,8 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
 }
 
 fn yaml_docs(text: &str) -> Vec<Value> {
-    serde_saphyr::from_str_multiple::<Value>(text)
-        .expect("YAML parses")
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect()
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(text).expect("YAML parses");
+    docs.into_iter().filter(|v| !v.is_null()).collect()
 }
 
 /// The workspace binaries the tests run, from the same target directory as this test, built
