@@ -662,18 +662,6 @@ fn documented_kage_commands() -> BTreeSet<Vec<String>> {
     commands
 }
 
-/// Cluster commands of DESIGN §4 that the docs describe and that are built on the `clustercli`
-/// branch, not merged here yet. The test fails as soon as one of them exists, so this list
-/// can only shrink.
-const NOT_YET_MERGED: &[&str] = &[
-    "keys fetch",
-    "keys rotate",
-    "keys usage",
-    "keys retire",
-    "keys backup",
-    "keys restore",
-];
-
 #[test]
 fn every_documented_kage_command_exists() {
     let kage = workspace_bin_dir().join("kage");
@@ -687,14 +675,6 @@ fn every_documented_kage_command_exists() {
         for w in words {
             path.push(w);
             let out = run(Command::new(&kage).args(&path).arg("--help"), None);
-            let name = path.join(" ");
-            if NOT_YET_MERGED.contains(&name.as_str()) {
-                assert!(
-                    !out.status.success(),
-                    "`kage {name}` exists now: remove it from NOT_YET_MERGED"
-                );
-                break;
-            }
             assert!(
                 out.status.success(),
                 "documented command `kage {}` does not exist: {}",
