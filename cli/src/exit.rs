@@ -136,14 +136,6 @@ pub fn classify(err: &anyhow::Error) -> Report {
 }
 
 fn core_exit(err: &kage_core::Error) -> (Exit, Option<String>) {
-    // kage-core reports a SOPS value that fails authentication as `Invalid` with its path;
-    // until it keeps the `Corrupt` kind there, recognise it here.
-    if let kage_core::Error::Invalid { message, .. } = err
-        && (message.starts_with("authentication failed")
-            || message.starts_with("corrupted ciphertext"))
-    {
-        return (Exit::Integrity, None);
-    }
     match err.kind() {
         ErrorKind::UnknownKey | ErrorKind::WrongKey => (
             Exit::NoMatchingKey,

@@ -138,10 +138,10 @@ impl<'a> Walker<'a> {
     fn open(&mut self, enc: &EncValue) -> Result<Zeroizing<Vec<u8>>> {
         let aad = self.aad();
         let plain = cipher::open(self.key, enc, aad.as_bytes()).map_err(|_| {
-            Error::invalid(
-                self.path_label(),
-                "authentication failed: the value was modified or moved to another key",
-            )
+            Error::corrupt(format!(
+                "{}: authentication failed (the value was modified or moved to another key)",
+                self.path_label()
+            ))
         })?;
         if let Some(cache) = &mut self.record {
             cache.insert(fingerprint(&aad, &enc.typ, &plain), enc.iv.clone());
@@ -149,90 +149,160 @@ impl<'a> Walker<'a> {
         Ok(plain)
     }
 
-    // ----------------------------------------------------------------------------- encrypt
+    // ------------------------------------------------------------------------- the walk
 
     pub(crate) fn encrypt_document(&mut self, doc: &Document) -> Result<Document> {
-        self.path.clear();
-        self.comments = vec![Vec::new()];
-        Ok(Document::new(self.encrypt_node(&doc.root)?))
+        self.walk_document(doc, Direction::Encrypt)
     }
 
-    fn encrypt_node(&mut self, node: &Node) -> Result<Node> {
+    pub(crate) fn decrypt_document(&mut self, doc: &Document) -> Result<Document> {
+        self.walk_document(doc, Direction::Decrypt)
+    }
+
+    fn walk_document(&mut self, doc: &Document, dir: Direction) -> Result<Document> {
+        self.path.clear();
+        self.comments = vec![Vec::new()];
+        Ok(Document::new(self.walk(&doc.root, dir)?))
+    }
+
+    /// Descend into a child (a mapping value under `key`, or a sequence element), keeping the
+    /// comment runs: the child gets a fresh run, and this level's run ends with the entry.
+    fn child(&mut self, key: Option<&str>, node: &Node, dir: Direction) -> Result<Node> {
+        let level = self.comments.len() - 1;
+        if let Some(k) = key {
+            self.path.push(k.to_string());
+        }
+        self.comments.push(Vec::new());
+        let out = self.walk(node, dir);
+        self.comments.pop();
+        if key.is_some() {
+            self.path.pop();
+        }
+        self.comments[level].clear();
+        out
+    }
+
+    /// A comment line at this level: encrypted when selected (encrypt), opened when it is an
+    /// encrypted comment (decrypt). Returns the text to write; its plaintext joins the run.
+    fn comment(&mut self, text: &str, dir: Direction) -> (String, bool) {
+        let level = self.comments.len() - 1;
+        match dir {
+            Direction::Encrypt => {
+                let selected = !text.is_empty() && self.comment_selected(text);
+                self.comments[level].push(text.to_string());
+                if selected {
+                    (self.seal(text.as_bytes(), "comment"), true)
+                } else {
+                    (text.to_string(), false)
+                }
+            }
+            Direction::Decrypt => {
+                let plain = self
+                    .decrypt_comment(text)
+                    .unwrap_or_else(|| text.to_string());
+                self.comments[level].push(plain.clone());
+                (plain, false)
+            }
+        }
+    }
+
+    fn walk(&mut self, node: &Node, dir: Direction) -> Result<Node> {
         match node {
             Node::Map(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                let level = self.comments.len() - 1;
                 for item in items {
-                    match item {
-                        MapItem::Comment(text) => {
-                            let selected = !text.is_empty() && self.comment_selected(text);
-                            self.comments[level].push(text.clone());
-                            out.push(MapItem::Comment(if selected {
-                                self.seal(text.as_bytes(), "comment")
-                            } else {
-                                text.clone()
-                            }));
-                        }
+                    out.push(match item {
+                        MapItem::Comment(text) => MapItem::Comment(self.comment(text, dir).0),
                         MapItem::Entry(k, v) => {
-                            self.path.push(k.clone());
-                            self.comments.push(Vec::new());
-                            let v = self.encrypt_node(v)?;
-                            self.comments.pop();
-                            self.path.pop();
-                            self.comments[level].clear();
-                            out.push(MapItem::Entry(k.clone(), v));
+                            MapItem::Entry(k.clone(), self.child(Some(k), v, dir)?)
                         }
-                    }
+                    });
                 }
                 Ok(Node::Map(out))
             }
             Node::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len());
-                let level = self.comments.len() - 1;
                 for item in items {
-                    match item {
-                        SeqItem::Comment(text) => {
-                            let selected = !text.is_empty() && self.comment_selected(text);
-                            self.comments[level].push(text.clone());
+                    out.push(match item {
+                        SeqItem::Comment(text) => match self.comment(text, dir) {
                             // sops writes an encrypted comment in a sequence as an element.
-                            out.push(if selected {
-                                SeqItem::Value(Node::string(self.seal(text.as_bytes(), "comment")))
-                            } else {
-                                SeqItem::Comment(text.clone())
-                            });
+                            (enc, true) => SeqItem::Value(Node::string(enc)),
+                            (plain, false) => SeqItem::Comment(plain),
+                        },
+                        SeqItem::Value(Node::Scalar(Scalar::Str(s)))
+                            if dir == Direction::Decrypt
+                                && s.ends_with(",type:comment]")
+                                && looks_encrypted(s) =>
+                        {
+                            let plain = self.decrypt_comment(s).ok_or_else(|| {
+                                Error::corrupt(format!(
+                                    "{}: an encrypted comment in a sequence failed to decrypt",
+                                    self.path_label()
+                                ))
+                            })?;
+                            let level = self.comments.len() - 1;
+                            self.comments[level].push(plain.clone());
+                            SeqItem::Comment(plain)
                         }
-                        SeqItem::Value(v) => {
-                            self.comments.push(Vec::new());
-                            let v = self.encrypt_node(v)?;
-                            self.comments.pop();
-                            self.comments[level].clear();
-                            out.push(SeqItem::Value(v));
-                        }
-                    }
+                        SeqItem::Value(v) => SeqItem::Value(self.child(None, v, dir)?),
+                    });
                 }
                 Ok(Node::Seq(out))
             }
-            Node::Scalar(s) => {
-                let selected = self.leaf_selected();
-                if matches!(s, Scalar::Null) {
-                    return Ok(node.clone());
-                }
-                self.feed_mac(s, selected);
-                let canonical = s.canonical().unwrap_or_default();
-                if !selected || canonical.is_empty() {
-                    return Ok(node.clone());
-                }
-                Ok(Node::string(self.seal(canonical.as_bytes(), s.sops_type())))
-            }
+            Node::Scalar(s) => match dir {
+                Direction::Encrypt => self.encrypt_scalar(s),
+                Direction::Decrypt => self.decrypt_scalar(s),
+            },
         }
     }
 
-    // ----------------------------------------------------------------------------- decrypt
+    fn encrypt_scalar(&mut self, s: &Scalar) -> Result<Node> {
+        let selected = self.leaf_selected();
+        if matches!(s, Scalar::Null) {
+            return Ok(Node::Scalar(s.clone()));
+        }
+        self.feed_mac(s, selected);
+        let canonical = s.canonical().unwrap_or_default();
+        if !selected || canonical.is_empty() {
+            return Ok(Node::Scalar(s.clone()));
+        }
+        Ok(Node::string(self.seal(canonical.as_bytes(), s.sops_type())))
+    }
 
-    pub(crate) fn decrypt_document(&mut self, doc: &Document) -> Result<Document> {
-        self.path.clear();
-        self.comments = vec![Vec::new()];
-        Ok(Document::new(self.decrypt_node(&doc.root)?))
+    fn decrypt_scalar(&mut self, s: &Scalar) -> Result<Node> {
+        if !self.leaf_selected() {
+            if !matches!(s, Scalar::Null) {
+                self.feed_mac(s, false);
+            }
+            return Ok(Node::Scalar(s.clone()));
+        }
+        match s {
+            Scalar::Null => Ok(Node::Scalar(Scalar::Null)),
+            Scalar::Str(text) if text.is_empty() => Ok(Node::Scalar(s.clone())),
+            Scalar::Str(text) => {
+                let enc = EncValue::parse(text).map_err(|e| match e {
+                    Error::Corrupt { what } if looks_encrypted(text) => {
+                        Error::corrupt(format!("{}: {what}", self.path_label()))
+                    }
+                    _ => Error::invalid(
+                        self.path_label(),
+                        "a clear string where an encrypted value belongs (was it edited by hand?)",
+                    ),
+                })?;
+                let plain = self.open(&enc)?;
+                let scalar = typed_scalar(&plain, &enc.typ)
+                    .map_err(|m| Error::invalid(self.path_label(), m))?;
+                self.feed_mac(&scalar, true);
+                Ok(Node::Scalar(scalar))
+            }
+            other => Err(Error::invalid(
+                self.path_label(),
+                format!(
+                    "a clear {} where an encrypted value belongs (was it edited by hand?)",
+                    other.sops_type()
+                ),
+            )),
+        }
     }
 
     /// Decrypt a comment if it is an encrypted one; sops keeps undecryptable comments as is.
@@ -251,100 +321,12 @@ impl<'a> Walker<'a> {
         }
         String::from_utf8(plain.to_vec()).ok()
     }
+}
 
-    fn decrypt_node(&mut self, node: &Node) -> Result<Node> {
-        match node {
-            Node::Map(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                let level = self.comments.len() - 1;
-                for item in items {
-                    match item {
-                        MapItem::Comment(text) => {
-                            let plain = self.decrypt_comment(text).unwrap_or_else(|| text.clone());
-                            self.comments[level].push(plain.clone());
-                            out.push(MapItem::Comment(plain));
-                        }
-                        MapItem::Entry(k, v) => {
-                            self.path.push(k.clone());
-                            self.comments.push(Vec::new());
-                            let v = self.decrypt_node(v)?;
-                            self.comments.pop();
-                            self.path.pop();
-                            self.comments[level].clear();
-                            out.push(MapItem::Entry(k.clone(), v));
-                        }
-                    }
-                }
-                Ok(Node::Map(out))
-            }
-            Node::Seq(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                let level = self.comments.len() - 1;
-                for item in items {
-                    match item {
-                        SeqItem::Comment(text) => {
-                            let plain = self.decrypt_comment(text).unwrap_or_else(|| text.clone());
-                            self.comments[level].push(plain.clone());
-                            out.push(SeqItem::Comment(plain));
-                        }
-                        SeqItem::Value(Node::Scalar(Scalar::Str(s)))
-                            if s.ends_with(",type:comment]") && looks_encrypted(s) =>
-                        {
-                            let plain = self.decrypt_comment(s).ok_or_else(|| {
-                                Error::invalid(
-                                    self.path_label(),
-                                    "an encrypted comment in a sequence failed to decrypt",
-                                )
-                            })?;
-                            self.comments[level].push(plain.clone());
-                            out.push(SeqItem::Comment(plain));
-                        }
-                        SeqItem::Value(v) => {
-                            self.comments.push(Vec::new());
-                            let v = self.decrypt_node(v)?;
-                            self.comments.pop();
-                            self.comments[level].clear();
-                            out.push(SeqItem::Value(v));
-                        }
-                    }
-                }
-                Ok(Node::Seq(out))
-            }
-            Node::Scalar(s) => {
-                let selected = self.leaf_selected();
-                if !selected {
-                    if !matches!(s, Scalar::Null) {
-                        self.feed_mac(s, false);
-                    }
-                    return Ok(node.clone());
-                }
-                match s {
-                    Scalar::Null => Ok(node.clone()),
-                    Scalar::Str(text) if text.is_empty() => Ok(node.clone()),
-                    Scalar::Str(text) => {
-                        let enc = EncValue::parse(text).map_err(|e| {
-                            Error::invalid(
-                                self.path_label(),
-                                format!("{e} (expected an encrypted value here)"),
-                            )
-                        })?;
-                        let plain = self.open(&enc)?;
-                        let scalar = typed_scalar(&plain, &enc.typ)
-                            .map_err(|m| Error::invalid(self.path_label(), m))?;
-                        self.feed_mac(&scalar, true);
-                        Ok(Node::Scalar(scalar))
-                    }
-                    other => Err(Error::invalid(
-                        self.path_label(),
-                        format!(
-                            "a clear {} where an encrypted value belongs (was it edited by hand?)",
-                            other.sops_type()
-                        ),
-                    )),
-                }
-            }
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Encrypt,
+    Decrypt,
 }
 
 /// Convert decrypted bytes back to a typed scalar by the sops type tag.
