@@ -88,10 +88,14 @@ fn spawn_controller(
     let http = format!("127.0.0.1:{hp}");
     let metrics = format!("127.0.0.1:{mp}");
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let controller = Command::new(env!("CARGO_BIN_EXE_kage-controller"))
+    // KAGE_CONTROLLER_BIN: measure another build (e.g. release) of the same binary.
+    let bin = std::env::var("KAGE_CONTROLLER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kage-controller").to_string());
+    let controller = Command::new(bin)
         .env("KUBECONFIG", kc)
         .env("RUST_LOG", "info,kage_controller=debug")
         .env("POD_NAME", name)
+        .env("MALLOC_ARENA_MAX", "2")
         .env_remove("POD_NAMESPACE")
         .args(["--namespace", "kage-system", "--http-addr", &http])
         .args(["--metrics-addr", &metrics, "--log-format", "json"])
@@ -788,5 +792,33 @@ async fn cold_start_many_agesecrets() {
         rss.unwrap_or(0)
     );
     assert!(all_ready, "not all Ready after 120 s");
+    // RSS stays flat when Secrets kage does not manage are added (KAGE_UNRELATED_SECRETS, default 0).
+    let m: usize = std::env::var("KAGE_UNRELATED_SECRETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if m > 0 {
+        env.namespace("other").await;
+        let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "other");
+        for chunk in (0..m).collect::<Vec<_>>().chunks(100) {
+            let futs = chunk.iter().map(|i| {
+                let s: Secret = serde_json::from_value(json!({
+                    "metadata": {"name": format!("u{i}")},
+                    "data": {"k": "dW5yZWxhdGVk"}
+                }))
+                .unwrap();
+                let secrets = secrets.clone();
+                async move { secrets.create(&PostParams::default(), &s).await.map(|_| ()) }
+            });
+            for r in futures::future::join_all(futs).await {
+                r.unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        eprintln!(
+            "after {m} unrelated Secrets: controller RSS {} KiB",
+            rss_kib(&child).unwrap_or(0)
+        );
+    }
     assert!(stop_child(&mut child).await.success());
 }
