@@ -199,7 +199,7 @@ fn reason_of(e: &kage_core::Error) -> Reason {
 fn open_sealed(ags: &AgeSecret, ring: &KeyRing) -> Result<Values, Failure> {
     let (namespace, name) = location(ags)?;
     let spec: &AgeSecretSpec = ags.body();
-    let scope: sealed::Scope = spec.scope.into();
+    let scope: sealed::Scope = spec.scope;
     let mut values = Values::new();
     let mut failures: Vec<(Reason, String)> = Vec::new();
     for (key, sealed_value) in &spec.encrypted_data {
@@ -267,7 +267,7 @@ fn open_sops(ags: &AgeSecret, ring: &KeyRing, opts: Options) -> Result<Values, F
             .ok_or_else(|| Failure::invalid("spec.binding is not an encrypted string"))?;
         let (scope, b_ns, b_name) = sealed::parse_binding_text(text)
             .map_err(|e| Failure::new(Reason::InvalidSpec, e.to_string()))?;
-        let want_scope: sealed::Scope = spec.scope.into();
+        let want_scope: sealed::Scope = spec.scope;
         let ok = scope == want_scope
             && b_ns.as_deref().is_none_or(|n| n == namespace)
             && b_name.as_deref().is_none_or(|n| n == name);

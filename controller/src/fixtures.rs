@@ -73,7 +73,7 @@ impl AgeSecretFixture for AgeSecret {
 
     fn sealed(self, key: &str, value: &[u8], id: &Identity) -> Self {
         let binding = Binding::new(
-            self.body().scope.into(),
+            self.body().scope,
             self.metadata.namespace.as_deref().unwrap_or_default(),
             self.metadata.name.as_deref().unwrap_or_default(),
             key,

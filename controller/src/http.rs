@@ -324,7 +324,7 @@ pub fn reencrypt_object(
         Form::Sealed => {
             let namespace = ags.metadata.namespace.clone().unwrap_or_default();
             let name = ags.metadata.name.clone().unwrap_or_default();
-            let scope: sealed::Scope = ags.body().scope.into();
+            let scope: sealed::Scope = ags.body().scope;
             for (key, value) in values.iter() {
                 let binding = Binding::new(scope, &namespace, &name, key);
                 let resealed = sealed::seal(value, &binding, recipients)

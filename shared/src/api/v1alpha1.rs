@@ -118,55 +118,8 @@ pub struct AgeSecretSpec {
     pub suspend: bool,
 }
 
-/// Binding scope of a sealed value (DESIGN §2.1).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Bound to namespace, name and key: the value only decrypts in this AgeSecret.
-    #[default]
-    Strict,
-    /// Bound to the namespace and key: any AgeSecret name in this namespace.
-    Namespace,
-    /// Bound to the key only: anywhere in the cluster.
-    Cluster,
-}
-
-impl Scope {
-    /// The wire spelling: `strict`, `namespace` or `cluster`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Strict => "strict",
-            Scope::Namespace => "namespace",
-            Scope::Cluster => "cluster",
-        }
-    }
-}
-
-impl From<Scope> for crate::sealed::Scope {
-    fn from(scope: Scope) -> crate::sealed::Scope {
-        match scope {
-            Scope::Strict => crate::sealed::Scope::Strict,
-            Scope::Namespace => crate::sealed::Scope::Namespace,
-            Scope::Cluster => crate::sealed::Scope::Cluster,
-        }
-    }
-}
-
-impl From<crate::sealed::Scope> for Scope {
-    fn from(scope: crate::sealed::Scope) -> Scope {
-        match scope {
-            crate::sealed::Scope::Strict => Scope::Strict,
-            crate::sealed::Scope::Namespace => Scope::Namespace,
-            crate::sealed::Scope::Cluster => Scope::Cluster,
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Binding scope of a sealed value (DESIGN §2.1): the one type of kage-core.
+pub use crate::sealed::Scope;
 
 /// The shape of the Secret the controller writes.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
