@@ -100,6 +100,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], sensitivity: Sensitivity) -> Resu
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    if !dir.is_dir() {
+        return Err(crate::exit::user(format!(
+            "writing {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        ))
+        .hint(format!("create it first: mkdir -p {}", dir.display()))
+        .into());
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".kage-")
         .suffix(".tmp")

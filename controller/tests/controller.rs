@@ -5,5 +5,6 @@
 //! server are unit tests in `src/reconcile_tests.rs`.
 
 mod artefacts;
+mod cli;
 mod deploy;
 mod e2e;

@@ -15,19 +15,19 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-fn repo_file(rel: &str) -> PathBuf {
+pub(crate) fn repo_file(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(rel)
 }
 
-fn kubectl() -> String {
+pub(crate) fn kubectl() -> String {
     std::env::var("KAGE_TEST_KUBECTL").unwrap_or_else(|_| "kubectl".into())
 }
 
 /// `kubectl kustomize deploy/base`, minus the Deployment (the test server runs no pods: the
 /// controller runs here as a process), applied with `kubectl apply`.
-async fn apply_base(kubeconfig: &Path) {
+pub(crate) async fn apply_base(kubeconfig: &Path) {
     let rendered = tokio::process::Command::new(kubectl())
         .arg("kustomize")
         .arg(repo_file("deploy/base"))
@@ -69,7 +69,7 @@ async fn apply_base(kubeconfig: &Path) {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -78,7 +78,7 @@ fn free_port() -> u16 {
 }
 
 /// Start one `kage-controller` replica; its log goes to `<dir>/<name>.log`.
-fn spawn_controller(
+pub(crate) fn spawn_controller(
     kc: &Path,
     dir: &Path,
     name: &str,
@@ -87,7 +87,11 @@ fn spawn_controller(
     let (hp, mp) = (free_port(), free_port());
     let http = format!("127.0.0.1:{hp}");
     let metrics = format!("127.0.0.1:{mp}");
-    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .unwrap();
     // KAGE_CONTROLLER_BIN: measure another build (e.g. release) of the same binary.
     let bin = std::env::var("KAGE_CONTROLLER_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_kage-controller").to_string());
@@ -107,7 +111,7 @@ fn spawn_controller(
     (controller, http, metrics)
 }
 
-async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let start = Instant::now();
@@ -124,17 +128,25 @@ async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// A test cluster with deploy/base applied and the controller running as its ServiceAccount.
-struct Env {
-    cluster: TestCluster,
-    admin: Client,
-    dir: tempfile::TempDir,
-    controller: Option<Child>,
-    http: String,
-    metrics: String,
+pub(crate) struct Env {
+    pub(crate) cluster: TestCluster,
+    pub(crate) admin: Client,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) controller: Option<Child>,
+    pub(crate) http: String,
+    pub(crate) metrics: String,
 }
 
 impl Env {
-    async fn start(extra_args: &[&str]) -> Env {
+    pub(crate) async fn start(extra_args: &[&str]) -> Env {
+        let mut env = Env::installed().await;
+        env.launch(extra_args).await;
+        env
+    }
+
+    /// A test cluster with deploy/base applied and the controller's kubeconfig written, but no
+    /// controller running yet (see [`Env::launch`]).
+    pub(crate) async fn installed() -> Env {
         let cluster = TestCluster::start().await.expect("test cluster");
         let admin = cluster.client();
         apply_base(cluster.kubeconfig_path()).await;
@@ -145,25 +157,44 @@ impl Env {
         let kc = dir.path().join("controller.kubeconfig");
         kage_testcluster::cluster::write_kubeconfig(&kc, cluster.url(), cluster.ca_pem(), &token)
             .unwrap();
-        let (controller, http, metrics) =
-            spawn_controller(&kc, dir.path(), "controller", extra_args);
-        let env = Env {
+        Env {
             cluster,
             admin,
             dir,
-            controller: Some(controller),
-            http,
-            metrics,
-        };
-        env.wait_ready().await;
-        env
+            controller: None,
+            http: String::new(),
+            metrics: String::new(),
+        }
     }
 
-    fn log(&self) -> String {
+    /// Start the main replica (its log: `controller.log`, appended to across restarts) and wait
+    /// until it is ready.
+    pub(crate) async fn launch(&mut self, extra_args: &[&str]) {
+        assert!(self.controller.is_none(), "controller already running");
+        let (controller, http, metrics) = spawn_controller(
+            &self.dir.path().join("controller.kubeconfig"),
+            self.dir.path(),
+            "controller",
+            extra_args,
+        );
+        self.controller = Some(controller);
+        self.http = http;
+        self.metrics = metrics;
+        self.wait_ready().await;
+    }
+
+    /// SIGKILL the main replica: no graceful shutdown, the Lease is not released.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.controller.take().expect("controller running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("controller.log")).unwrap_or_default()
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let url = format!("http://{}/readyz", self.http);
         let ok = eventually(Duration::from_secs(20), || async {
             http_get(&url).await.is_some_and(|(code, _)| code == 200)
@@ -172,25 +203,25 @@ impl Env {
         assert!(ok, "controller not ready; log:\n{}", self.log());
     }
 
-    async fn namespace(&self, name: &str) {
+    pub(crate) async fn namespace(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.admin.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
         let _ = api.create(&PostParams::default(), &ns).await;
     }
 
-    async fn recipients(&self) -> Vec<Recipient> {
+    pub(crate) async fn recipients(&self) -> Vec<Recipient> {
         let api: Api<ConfigMap> = Api::namespaced(self.admin.clone(), "kage-system");
         let cm = api.get("kage-public-keys").await.unwrap();
         parse_recipients(&cm.data.unwrap()["recipients.txt"]).unwrap()
     }
 
-    async fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.controller.take().unwrap();
         stop_child(&mut child).await
     }
 
     /// A second replica with the same ServiceAccount.
-    fn replica(&self, name: &str, extra_args: &[&str]) -> (Child, String) {
+    pub(crate) fn replica(&self, name: &str, extra_args: &[&str]) -> (Child, String) {
         let (child, http, _) = spawn_controller(
             &self.dir.path().join("controller.kubeconfig"),
             self.dir.path(),
@@ -210,7 +241,7 @@ impl Drop for Env {
     }
 }
 
-async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -226,7 +257,11 @@ where
 }
 
 /// A tiny HTTP/1.1 client (no extra dependency): (status, body).
-async fn http_request(method: &str, url: &str, body: Option<&str>) -> Option<(u16, String)> {
+pub(crate) async fn http_request(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_at(rest.find('/')?);
@@ -245,11 +280,16 @@ async fn http_request(method: &str, url: &str, body: Option<&str>) -> Option<(u1
     Some((code, body))
 }
 
-async fn http_get(url: &str) -> Option<(u16, String)> {
+pub(crate) async fn http_get(url: &str) -> Option<(u16, String)> {
     http_request("GET", url, None).await
 }
 
-fn sealed_ags(ns: &str, name: &str, values: &[(&str, &str)], to: &[Recipient]) -> AgeSecret {
+pub(crate) fn sealed_ags(
+    ns: &str,
+    name: &str,
+    values: &[(&str, &str)],
+    to: &[Recipient],
+) -> AgeSecret {
     let mut spec = AgeSecretSpec::default();
     for (k, v) in values {
         let b = Binding::new(Scope::Strict, ns, name, k);
@@ -261,13 +301,18 @@ fn sealed_ags(ns: &str, name: &str, values: &[(&str, &str)], to: &[Recipient]) -
     ags
 }
 
-async fn ready_condition(api: &Api<AgeSecret>, name: &str) -> Option<(String, String)> {
+pub(crate) async fn ready_condition(api: &Api<AgeSecret>, name: &str) -> Option<(String, String)> {
     let a = api.get(name).await.ok()?;
     let c = a.status?.condition("Ready")?.clone();
     Some((c.status, c.reason))
 }
 
-async fn wait_reason(api: &Api<AgeSecret>, name: &str, status: &str, reason: &str) -> bool {
+pub(crate) async fn wait_reason(
+    api: &Api<AgeSecret>,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> bool {
     eventually(Duration::from_secs(15), || async {
         ready_condition(api, name)
             .await
@@ -276,7 +321,7 @@ async fn wait_reason(api: &Api<AgeSecret>, name: &str, status: &str, reason: &st
     .await
 }
 
-fn data_of(s: &Secret, key: &str) -> Option<Vec<u8>> {
+pub(crate) fn data_of(s: &Secret, key: &str) -> Option<Vec<u8>> {
     s.data.as_ref()?.get(key).map(|b| b.0.clone())
 }
 
@@ -555,7 +600,7 @@ async fn api_through_the_service_proxy_for_any_user() {
     assert!(secrets.list(&Default::default()).await.is_err());
 }
 
-async fn lease_holder(admin: &Client) -> Option<String> {
+pub(crate) async fn lease_holder(admin: &Client) -> Option<String> {
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(admin.clone(), "kage-system");
     leases
@@ -713,7 +758,7 @@ async fn sops_form_round_trips_through_the_cluster() {
     assert!(secrets.get_opt("moved").await.unwrap().is_none());
 }
 
-fn rss_kib(child: &Child) -> Option<u64> {
+pub(crate) fn rss_kib(child: &Child) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
     status
         .lines()
@@ -821,4 +866,199 @@ async fn cold_start_many_agesecrets() {
         );
     }
     assert!(stop_child(&mut child).await.success());
+}
+
+/// Creates strict-scope AgeSecrets `s<i>` for `i` in `range` in `ns` (value `v-<i>` under key `k`).
+async fn create_many(admin: &Client, ns: &str, range: std::ops::Range<usize>, to: &[Recipient]) {
+    let api: Api<AgeSecret> = Api::namespaced(admin.clone(), ns);
+    let futs = range.map(|i| {
+        let ags = sealed_ags(ns, &format!("s{i}"), &[("k", &format!("v-{i}"))], to);
+        let api = api.clone();
+        async move { api.create(&PostParams::default(), &ags).await.map(|_| ()) }
+    });
+    for r in futures::future::join_all(futs).await {
+        r.unwrap();
+    }
+}
+
+/// Every `s<i>` is Ready and its Secret holds `v-<i>`.
+async fn all_converged(admin: &Client, ns: &str, n: usize) -> bool {
+    let api: Api<AgeSecret> = Api::namespaced(admin.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
+    for i in 0..n {
+        let name = format!("s{i}");
+        if ready_condition(&api, &name).await != Some(("True".into(), "Decrypted".into())) {
+            return false;
+        }
+        let want = format!("v-{i}");
+        let ok = secrets
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| data_of(&s, "k").as_deref() == Some(want.as_bytes()));
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// The key Secrets in kage-system (name → `kage.dev/key` label).
+async fn key_secrets(admin: &Client) -> Vec<(String, String)> {
+    let api: Api<Secret> = Api::namespaced(admin.clone(), "kage-system");
+    let list = api
+        .list(&kube::api::ListParams::default().labels("kage.dev/key"))
+        .await
+        .unwrap();
+    list.items
+        .into_iter()
+        .map(|s| {
+            let label = s.metadata.labels.unwrap_or_default()["kage.dev/key"].clone();
+            (s.metadata.name.unwrap_or_default(), label)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_through_api_faults() {
+    use kage_testcluster::faults::Matcher;
+    let mut env = Env::start(&[]).await;
+    let to = env.recipients().await;
+    assert!(env.stop().await.success());
+    env.namespace("prod").await;
+    let n = 20;
+    create_many(&env.admin, "prod", 0..n, &to).await;
+
+    // Faults on everything the controller does, then a cold start into them.
+    let faults = env.cluster.faults();
+    faults.add_latency(Matcher::prefix("/api"), Duration::from_millis(15));
+    let secrets = "/api/v1/namespaces/prod/secrets";
+    faults.fail_next(6, Matcher::prefix(secrets).method("GET"), 500, "injected");
+    faults.fail_next(8, Matcher::prefix(secrets).method("PATCH"), 500, "injected");
+    let agesecrets = "/apis/kage.dev/v1alpha1/namespaces/prod/agesecrets";
+    faults.fail_next(
+        6,
+        Matcher::prefix(agesecrets).method("PATCH"),
+        503,
+        "injected",
+    );
+    faults.fail_next(
+        3,
+        Matcher::prefix(agesecrets).method("GET"),
+        500,
+        "injected",
+    );
+    faults.conflict_next_writes(6);
+    env.launch(&[]).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        faults.drop_watches();
+    }
+    let converged = eventually(Duration::from_secs(60), || {
+        all_converged(&env.admin, "prod", n)
+    })
+    .await;
+    assert!(converged, "not converged; log:\n{}", env.log());
+    let (_, m) = http_get(&format!("http://{}/metrics", env.metrics))
+        .await
+        .unwrap();
+    let errors: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("kage_reconciles_total{result=\"error\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(errors > 0.0, "the injected faults were not hit:\n{m}");
+
+    // Watches dropped again while a managed Secret is edited and another AgeSecret changes: both
+    // are noticed after the re-watch.
+    faults.clear();
+    faults.drop_watches();
+    let secrets_api: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    secrets_api
+        .patch(
+            "s0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "dGFtcGVyZWQ="}})),
+        )
+        .await
+        .unwrap();
+    faults.drop_watches();
+    let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    let changed = sealed_ags("prod", "s1", &[("k", "v-1-new")], &to);
+    let mut current = ags_api.get("s1").await.unwrap();
+    current.spec = changed.spec;
+    ags_api
+        .replace("s1", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    let restored = eventually(Duration::from_secs(30), || async {
+        let s0 = secrets_api.get("s0").await.ok();
+        let s1 = secrets_api.get("s1").await.ok();
+        s0.is_some_and(|s| data_of(&s, "k").as_deref() == Some(&b"v-0"[..]))
+            && s1.is_some_and(|s| data_of(&s, "k").as_deref() == Some(&b"v-1-new"[..]))
+    })
+    .await;
+    assert!(
+        restored,
+        "changes missed after dropped watches; log:\n{}",
+        env.log()
+    );
+    assert_eq!(
+        key_secrets(&env.admin).await.len(),
+        1,
+        "one key, no duplicates"
+    );
+    assert!(!env.log().contains("v-1-new"), "plaintext in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_restart_converges() {
+    let mut env = Env::start(&["--leader-elect"]).await;
+    let (mut standby, _) = env.replica("standby", &["--leader-elect"]);
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let n = 30;
+    // SIGKILL the leader while it reconciles: the Lease is not released, so the standby takes it
+    // over once it expires (15 s), and finishes the work.
+    create_many(&env.admin, "prod", 0..n, &to).await;
+    env.kill();
+    let took_over = eventually(Duration::from_secs(30), || async {
+        lease_holder(&env.admin).await.as_deref() == Some("standby")
+    })
+    .await;
+    assert!(took_over, "standby did not take the Lease over");
+    let converged = eventually(Duration::from_secs(30), || {
+        all_converged(&env.admin, "prod", n)
+    })
+    .await;
+    let standby_log =
+        std::fs::read_to_string(env.dir.path().join("standby.log")).unwrap_or_default();
+    assert!(
+        converged,
+        "not converged after the takeover; standby log:\n{standby_log}"
+    );
+
+    // Kill the standby too, and restart the first replica: it waits out the Lease, converges on
+    // an object created while nobody led, and generates no second key.
+    standby.kill().unwrap();
+    standby.wait().unwrap();
+    create_many(&env.admin, "prod", n..n + 1, &to).await;
+    env.launch(&["--leader-elect"]).await;
+    let converged = eventually(Duration::from_secs(40), || {
+        all_converged(&env.admin, "prod", n + 1)
+    })
+    .await;
+    assert!(
+        converged,
+        "not converged after the restart; log:\n{}",
+        env.log()
+    );
+    let keys = key_secrets(&env.admin).await;
+    assert_eq!(keys.len(), 1, "duplicate keys: {keys:?}");
+    assert_eq!(env.recipients().await, to);
+    for log in [env.log(), standby_log] {
+        assert!(!log.contains("v-1"), "plaintext in a log");
+        assert!(!log.contains("AGE-SECRET-KEY"), "key material in a log");
+    }
 }
