@@ -287,12 +287,14 @@ pub enum EnvCommand {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster options")]
 pub struct ClusterArgs {
-    /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config)
+    /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config) [default:
+    /// the environment's `cluster.context` in .kage.yaml, else the current context]
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Namespace of kage-controller
-    #[arg(long, value_name = "NS", default_value = "kage-system")]
-    pub controller_namespace: String,
+    /// Namespace of kage-controller [default: the environment's `cluster.namespace`, else
+    /// kage-system]
+    #[arg(long, value_name = "NS")]
+    pub controller_namespace: Option<String>,
     /// Reach the controller's HTTP API at URL instead of through the API server's service proxy
     #[arg(long, value_name = "URL")]
     pub controller_url: Option<String>,

@@ -590,11 +590,22 @@ pub fn error_text(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
 }
 
-/// Resolves `ClusterArgs`.
-pub fn location(args: &crate::args::ClusterArgs) -> Location {
+/// Resolves `ClusterArgs`; an environment's `cluster:` in .kage.yaml fills what the flags leave
+/// out.
+pub fn location(
+    args: &crate::args::ClusterArgs,
+    env: Option<&crate::config::ClusterRef>,
+) -> Location {
     Location {
-        context: args.context.clone(),
-        namespace: args.controller_namespace.clone(),
+        context: args
+            .context
+            .clone()
+            .or_else(|| env.and_then(|e| e.context.clone())),
+        namespace: args
+            .controller_namespace
+            .clone()
+            .or_else(|| env.and_then(|e| e.namespace.clone()))
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         controller_url: args
             .controller_url
             .as_ref()
@@ -603,9 +614,21 @@ pub fn location(args: &crate::args::ClusterArgs) -> Location {
     }
 }
 
+/// The controller's namespace when neither a flag nor .kage.yaml names one.
+pub const DEFAULT_NAMESPACE: &str = "kage-system";
+
 /// Connects with the kube-backed implementation.
 pub fn connect(args: &crate::args::ClusterArgs) -> Result<KubeCluster> {
-    KubeCluster::connect(location(args))
+    KubeCluster::connect(location(args, None))
+}
+
+/// Connects to the cluster of environment `env` (its `cluster:` in .kage.yaml, overridden by
+/// the flags); `None` when there is no such environment or configuration.
+pub fn connect_env(
+    args: &crate::args::ClusterArgs,
+    env: Option<&crate::config::Environment>,
+) -> Result<KubeCluster> {
+    KubeCluster::connect(location(args, env.and_then(|e| e.cluster.as_ref())))
 }
 
 /// The active keys, newest first, as recipients (the first is the current key).

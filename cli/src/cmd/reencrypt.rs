@@ -2,6 +2,8 @@
 //! Values already sealed to exactly those recipients keep their ciphertext; a file with nothing
 //! to change is not written.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use kage_core::keys::Kid;
 use kage_core::sealed;
@@ -29,8 +31,30 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
                 .exit(Exit::NoMatchingKey)
                 .into());
         }
-        let cluster = crate::cluster::connect(&args.cluster)?;
-        return run_cluster(&cluster, &args, global);
+        // Files go to the cluster of their environment (`cluster:` in .kage.yaml; the flags
+        // override it), one connection per environment, in the order given.
+        let config = crate::config::Config::find(global.config.as_deref())?;
+        let mut groups: Vec<(Option<String>, Vec<PathBuf>)> = Vec::new();
+        for file in &args.files {
+            let env = match (&config, &args.recipients.env) {
+                (Some(c), Some(n)) => Some(c.env(n)?.name.clone()),
+                (Some(c), None) => c.env_for_path(file).ok().map(|e| e.name.clone()),
+                _ => None,
+            };
+            match groups.iter_mut().find(|(e, _)| *e == env) {
+                Some((_, files)) => files.push(file.clone()),
+                None => groups.push((env, vec![file.clone()])),
+            }
+        }
+        for (env, files) in &groups {
+            let env = match (&config, env) {
+                (Some(c), Some(n)) => Some(c.env(n)?),
+                _ => None,
+            };
+            let cluster = crate::cluster::connect_env(&args.cluster, env)?;
+            run_cluster(&cluster, files, &args, global)?;
+        }
+        return Ok(Exit::Ok);
     }
     let ids = require_identities(&args.identities)?;
     let ring = ring(&ids);
@@ -93,13 +117,14 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
 /// ciphertext of values already sealed to exactly those keys and its own layout.
 pub fn run_cluster(
     cluster: &dyn crate::cluster::ClusterAccess,
+    files: &[PathBuf],
     args: &ReencryptArgs,
     global: &Global,
 ) -> Result<Exit> {
     let keys = cluster.public_keys()?;
     let current = crate::cluster::active_recipients(&keys)?.remove(0);
     let config = crate::config::Config::find(global.config.as_deref())?;
-    for file in &args.files {
+    for file in files {
         let extra: Vec<String> = match (&config, &args.recipients.env) {
             (Some(c), Some(n)) => c.env(n)?.extra_recipients.clone(),
             (Some(c), None) => c

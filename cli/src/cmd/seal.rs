@@ -136,15 +136,22 @@ pub fn run(mut args: SealArgs, global: &Global) -> Result<Exit> {
     if args.cluster {
         // The cluster's active keys replace .kage.yaml's recipients (like -r); with --env, that
         // environment's extraRecipients are added.
-        let cluster = crate::cluster::connect(&args.cluster_args)?;
+        let config = match &args.recipients.env {
+            Some(_) => Some(crate::config::Config::require(global.config.as_deref())?),
+            None => None,
+        };
+        let env = match (&config, &args.recipients.env) {
+            (Some(c), Some(name)) => Some(c.env(name)?),
+            _ => None,
+        };
+        let cluster = crate::cluster::connect_env(&args.cluster_args, env)?;
         let keys = crate::cluster::ClusterAccess::public_keys(&cluster)?;
         let mut rs: Vec<String> = crate::cluster::active_recipients(&keys)?
             .iter()
             .map(|r| r.as_str().to_string())
             .collect();
-        if let Some(name) = &args.recipients.env {
-            let c = crate::config::Config::require(global.config.as_deref())?;
-            rs.extend(c.env(name)?.extra_recipients.iter().cloned());
+        if let Some(e) = env {
+            rs.extend(e.extra_recipients.iter().cloned());
         }
         args.recipients.recipients = rs;
     }
