@@ -77,6 +77,10 @@ pub struct Metrics {
     pub errors: Family<ReasonLabel, Counter>,
     /// Reconcile duration.
     pub duration: Histogram,
+    /// Values decrypted by reconciles.
+    pub values_decrypted: Counter,
+    /// Time spent planning reconciles (decrypting the values and comparing them with the Secret).
+    pub decrypt_seconds: Counter<f64, AtomicU64>,
     agesecrets: Family<ReadyLabel, Gauge>,
     by_kid: Family<KidLabel, Gauge>,
     keys: Family<StatusLabel, Gauge>,
@@ -103,6 +107,8 @@ impl Metrics {
         let reconciles = Family::<ResultLabel, Counter>::default();
         let errors = Family::<ReasonLabel, Counter>::default();
         let duration = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]);
+        let values_decrypted = Counter::default();
+        let decrypt_seconds = Counter::<f64, AtomicU64>::default();
         let agesecrets = Family::<ReadyLabel, Gauge>::default();
         let by_kid = Family::<KidLabel, Gauge>::default();
         let keys = Family::<StatusLabel, Gauge>::default();
@@ -136,6 +142,16 @@ impl Metrics {
             duration.clone(),
         );
         registry.register(
+            "values_decrypted",
+            "Values decrypted by reconciles",
+            values_decrypted.clone(),
+        );
+        registry.register(
+            "decrypt_seconds",
+            "Time reconciles spent decrypting values and comparing them with the Secret",
+            decrypt_seconds.clone(),
+        );
+        registry.register(
             "agesecrets",
             "AgeSecrets by Ready condition (reported by the leader)",
             agesecrets.clone(),
@@ -157,6 +173,8 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            values_decrypted,
+            decrypt_seconds,
             agesecrets,
             by_kid,
             keys,
@@ -170,6 +188,12 @@ impl Metrics {
             histogram: &self.duration,
             start: Instant::now(),
         }
+    }
+
+    /// Account the planning step of one reconcile (decryption dominates it).
+    pub fn observe_plan(&self, elapsed: std::time::Duration, values: usize) {
+        self.decrypt_seconds.inc_by(elapsed.as_secs_f64());
+        self.values_decrypted.inc_by(values as u64);
     }
 
     /// Count a reconcile that ended with a status reason.
@@ -279,6 +303,7 @@ mod tests {
             let _t = m.timer();
         }
         m.observe_reason(Reason::Decrypted);
+        m.observe_plan(std::time::Duration::from_millis(250), 3);
         m.observe_reason(Reason::UnknownKey);
         m.observe_error(&crate::Error::KeyRing("x".into()));
         let mut ready = AgeSecret::test();
@@ -303,6 +328,8 @@ mod tests {
             "kage_reconcile_errors_total{reason=\"key_ring\"} 1",
             "kage_reconcile_errors_total{reason=\"kube_api\"} 0",
             "kage_reconcile_duration_seconds_count 1",
+            "kage_values_decrypted_total 3",
+            "kage_decrypt_seconds_total 0.25",
             "kage_agesecrets{ready=\"True\"} 1",
             "kage_agesecrets{ready=\"Unknown\"} 1",
             "kage_agesecrets_by_kid{kid=\"00112233aabbccdd\"} 1",

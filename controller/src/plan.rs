@@ -147,6 +147,8 @@ pub struct Plan {
     pub events: Vec<PlannedEvent>,
     /// The outcome.
     pub reason: Reason,
+    /// How many values were decrypted (0 unless Ready).
+    pub decrypted_values: usize,
 }
 
 impl Plan {
@@ -165,9 +167,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let name = ags.metadata.name.clone().unwrap_or_default();
 
     let outcome = decide(inputs);
-    let (reason, message, secret_action) = match outcome {
-        Ok((action, message)) => (Reason::Decrypted, message, action),
-        Err(f) => (f.reason, f.message, SecretAction::Leave),
+    let (reason, message, secret_action, decrypted_values) = match outcome {
+        Ok((action, message, n)) => (Reason::Decrypted, message, action, n),
+        Err(f) => (f.reason, f.message, SecretAction::Leave, 0),
     };
     let ready = reason == Reason::Decrypted;
 
@@ -235,6 +237,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         status_changed,
         events,
         reason,
+        decrypted_values,
     }
 }
 
@@ -264,7 +267,7 @@ fn next_condition(
     }
 }
 
-fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String), Failure> {
+fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String, usize), Failure> {
     let ags = inputs.ags;
     if ags.body().suspend {
         return Err(Failure::new(
@@ -301,9 +304,10 @@ fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String), Failure> {
                 strip_keys: Vec::new(),
             },
             message,
+            n,
         )),
         Some(existing) if up_to_date(existing, &desired, uid) => {
-            Ok((SecretAction::UpToDate, message))
+            Ok((SecretAction::UpToDate, message, n))
         }
         Some(existing) => {
             let desired_keys = desired.data.as_ref();
@@ -323,6 +327,7 @@ fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String), Failure> {
                     strip_keys,
                 },
                 message,
+                n,
             ))
         }
     }

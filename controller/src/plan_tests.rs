@@ -76,6 +76,7 @@ fn creates_secret_when_none_exists() {
     let p = run(&ags, &k.ring, None);
     assert!(p.ready());
     assert_eq!(p.reason, Reason::Decrypted);
+    assert_eq!(p.decrypted_values, 2);
     let (s, create, strip) = applied(&p);
     assert!(create);
     assert!(strip.is_empty());
@@ -349,6 +350,7 @@ fn unknown_key() {
     let existing = owned(&[("a", b"previous")]);
     let p = run(&ags, &k.ring, Some(&existing));
     assert_eq!(p.reason, Reason::UnknownKey);
+    assert_eq!(p.decrypted_values, 0);
     assert_eq!(p.secret, SecretAction::Leave);
     let c = ready(&p);
     assert_eq!(c.status, "False");

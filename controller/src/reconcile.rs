@@ -55,6 +55,52 @@ pub struct Context {
     key_failures: Mutex<HashSet<ObjectRef<AgeSecret>>>,
     /// The controllers' caches (for the per-object gauges).
     stores: Mutex<Vec<Store<AgeSecret>>>,
+    /// Secrets as kage last wrote them, so that the watch event of its own write does not
+    /// trigger a second reconcile (which would decrypt everything again).
+    own_writes: Arc<OwnWrites>,
+}
+
+/// The resourceVersion of each managed Secret as kage last wrote it, by namespace and name.
+#[derive(Debug, Default)]
+pub struct OwnWrites(Mutex<HashMap<(String, String), String>>);
+
+impl OwnWrites {
+    fn key<K: Resource>(obj: &K) -> Option<(String, String)> {
+        Some((obj.meta().namespace.clone()?, obj.meta().name.clone()?))
+    }
+
+    /// Remember that kage wrote `secret` (as the API server returned it).
+    pub fn record<K: Resource>(&self, secret: &K) {
+        if let (Some(key), Some(rv)) = (Self::key(secret), secret.meta().resource_version.clone()) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, rv);
+        }
+    }
+
+    /// Is this exactly the version kage wrote last?
+    pub fn is_own<K: Resource>(&self, secret: &K) -> bool {
+        let (Some(key), Some(rv)) = (Self::key(secret), secret.meta().resource_version.as_ref())
+        else {
+            return false;
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .is_some_and(|own| own == rv)
+    }
+
+    /// The Secret is gone.
+    pub fn forget<K: Resource>(&self, secret: &K) {
+        if let Some(key) = Self::key(secret) {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        }
+    }
 }
 
 impl Context {
@@ -82,6 +128,7 @@ impl Context {
             errors: Mutex::default(),
             key_failures: Mutex::default(),
             stores: Mutex::default(),
+            own_writes: Arc::default(),
         }
     }
 
@@ -124,6 +171,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets.get_opt(&name).await?;
     let keys = ctx.keys.get();
+    let started = std::time::Instant::now();
     let plan = plan::plan(&Inputs {
         ags: &ags,
         ring: keys.ring(),
@@ -131,6 +179,8 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
         options: ctx.options,
         now: Timestamp::now(),
     });
+    ctx.metrics
+        .observe_plan(started.elapsed(), plan.decrypted_values);
     wipe_secret(existing);
     Span::current().record("reason", plan.reason.as_str());
 
@@ -192,7 +242,7 @@ fn plan_events(plan: &Plan) -> Vec<Event> {
 }
 
 async fn perform(
-    _ctx: &Context,
+    ctx: &Context,
     ags: &AgeSecret,
     secrets: &Api<Secret>,
     name: &str,
@@ -221,20 +271,24 @@ async fn perform(
                 )
                 .await;
             wipe(&mut body);
-            result?;
+            let mut written = result?;
             if !strip_keys.is_empty() {
                 let nulls: serde_json::Map<String, serde_json::Value> = strip_keys
                     .iter()
                     .map(|k| (k.clone(), serde_json::Value::Null))
                     .collect();
-                secrets
+                let stripped = secrets
                     .patch(
                         name,
                         &PatchParams::default(),
                         &Patch::Merge(serde_json::json!({ "data": nulls, "stringData": null })),
                     )
-                    .await?;
+                    .await;
+                wipe_secret(Some(written));
+                written = stripped?;
             }
+            ctx.own_writes.record(&written);
+            wipe_secret(Some(written));
             info!(
                 namespace,
                 name,
@@ -387,13 +441,18 @@ async fn run_one(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    // Drift: managed Secrets (label-selected on the server, metadata only) map to their AgeSecret.
+    // Drift: managed Secrets (label-selected on the server, metadata only) map to their AgeSecret;
+    // the event of kage's own last write is skipped, a deletion always counts.
+    let own_writes = ctx.own_writes.clone();
     let drift = watcher(
         secret_api,
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}")),
     )
     .default_backoff()
-    .touched_objects();
+    .filter_map(move |event| {
+        let own_writes = own_writes.clone();
+        async move { drift_trigger(&own_writes, event) }
+    });
     let shutdown_signal = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
@@ -423,6 +482,24 @@ async fn run_one(
         namespace = namespace.as_deref().unwrap_or("*"),
         "controller stopped"
     );
+}
+
+/// The Secret a watch event should reconcile for, if any.
+fn drift_trigger<K: Resource>(
+    own_writes: &OwnWrites,
+    event: std::result::Result<watcher::Event<K>, watcher::Error>,
+) -> Option<std::result::Result<K, watcher::Error>> {
+    match event {
+        Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+            (!own_writes.is_own(&s)).then_some(Ok(s))
+        }
+        Ok(watcher::Event::Delete(s)) => {
+            own_writes.forget(&s);
+            Some(Ok(s))
+        }
+        Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        Err(e) => Some(Err(e)),
+    }
 }
 
 /// Every change of the key ring re-queues the objects whose failure a key may fix.

@@ -472,3 +472,38 @@ fn backoff_by_class() {
     assert_eq!(backoff("kube_invalid", 10), Duration::from_secs(600));
     assert_eq!(backoff("key_ring", 2), Duration::from_secs(2));
 }
+
+#[test]
+fn drift_skips_only_the_version_kage_wrote() {
+    let own = OwnWrites::default();
+    let meta = |rv: &str| -> PartialObjectMeta<Secret> {
+        let mut m = PartialObjectMeta::<Secret>::default();
+        m.metadata.namespace = Some("prod".into());
+        m.metadata.name = Some("db".into());
+        m.metadata.resource_version = Some(rv.into());
+        m
+    };
+    let triggers = |e: watcher::Event<PartialObjectMeta<Secret>>| {
+        drift_trigger(&own, Ok(e)).is_some_and(|r| r.is_ok())
+    };
+    // Nothing recorded yet: every change counts.
+    assert!(triggers(watcher::Event::Apply(meta("5"))));
+    own.record(&meta("5"));
+    // The event of kage's own write (also when re-listed) is skipped; any other version counts.
+    assert!(!triggers(watcher::Event::Apply(meta("5"))));
+    assert!(!triggers(watcher::Event::InitApply(meta("5"))));
+    assert!(triggers(watcher::Event::Apply(meta("6"))));
+    // A deletion always counts (its object carries the last version, maybe kage's own).
+    assert!(triggers(watcher::Event::Delete(meta("5"))));
+    assert!(
+        triggers(watcher::Event::Apply(meta("5"))),
+        "forgotten after the deletion"
+    );
+    assert!(!triggers(watcher::Event::Init));
+    assert!(!triggers(watcher::Event::InitDone));
+    // Another Secret of the same name elsewhere is not confused with it.
+    own.record(&meta("7"));
+    let mut other = meta("7");
+    other.metadata.namespace = Some("dev".into());
+    assert!(triggers(watcher::Event::Apply(other)));
+}
