@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# kage end to end, on this machine, in about a minute after the build:
+# kage end to end, on this machine, in about ten seconds after the build:
 #
-#   two in-memory test clusters (staging and prod, `kage-testcluster`), kage installed into each
-#   from `kubectl kustomize deploy/overlays/...`, kage-controller running as a local process
-#   authenticated with its ServiceAccount token, the examples/gitops repository sealed to each
-#   cluster's key and applied with `kubectl kustomize | kubectl apply`, the resulting Secrets
-#   checked, the prod manifest refused by staging, prod's key rotated and the manifests
-#   re-encrypted, and a break-glass recovery offline.
+#   two in-memory test clusters (staging and prod, `kage-testcluster`) as two contexts of one
+#   kubeconfig, kage installed into each from `kubectl kustomize deploy/overlays/...`,
+#   kage-controller running as a local process authenticated with its ServiceAccount token, each
+#   cluster's public key fetched into .kage.yaml (`kage keys fetch --write-env`), the
+#   examples/gitops repository sealed (`kage seal`) and applied with
+#   `kubectl kustomize | kubectl apply`, the resulting Secrets checked, the prod manifest refused by
+#   staging (`kage validate --cluster`, and applied anyway), prod's key rotated
+#   (`kage keys rotate`) and the manifests re-encrypted through prod's controller
+#   (`kage reencrypt`), and a break-glass recovery offline (`kage unseal`).
+#
+# The kage cluster commands find their cluster through the environment's `cluster:` in .kage.yaml
+# (context and controller namespace) or `--context`; kubectl is used to install, apply, wait and
+# check what the commands did.
 #
 # Every step is verified; the script exits non-zero at the first step that does not check out.
 # It cleans up after itself (processes and temporary files), also on failure or Ctrl-C.
@@ -83,7 +90,10 @@ ok "kage, kage-controller, kage-testcluster and kubectl are there"
 started_at=$SECONDS
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/kage-demo.XXXXXX")"
-kage() { "$bin/kage" "$@"; }
+# One kubeconfig with a context per cluster (`staging`, `prod`), as a team would have. It has no
+# current context: every command names its cluster (`--context`, or .kage.yaml's `cluster:`).
+kubeconfig="$tmp/kubeconfig"
+kage() { KUBECONFIG="$kubeconfig" "$bin/kage" "$@"; }
 
 # A free local TCP port (nothing answers on it now).
 free_port() {
@@ -109,18 +119,29 @@ wait_for() {
   done
 }
 
-# kubectl as the admin of cluster $1.
+# kubectl as the admin of cluster $1 (context $1 of the shared kubeconfig).
 k() {
   local env=$1
   shift
-  kubectl --kubeconfig "$tmp/$env/admin.kubeconfig" "$@"
+  kubectl --kubeconfig "$kubeconfig" --context "$env" "$@"
+}
+
+# Runs "$@" and prints its stdout and stderr indented, the command line first. Returns its exit
+# code (callers check it).
+show() {
+  local rc=0
+  say "\$ ${*}"
+  "$@" >"$tmp/show.out" 2>"$tmp/show.err" || rc=$?
+  sed 's/^/      /' "$tmp/show.err" "$tmp/show.out"
+  return "$rc"
 }
 
 # The controller's HTTP API through the API server's service proxy, as the cluster admin.
 proxy_path=/api/v1/namespaces/kage-system/services/kage-controller:http/proxy
 
 # ---------------------------------------------------------------------------------------------
-# One cluster: start the API server, install kage from deploy/overlays/$2, run the controller.
+# One cluster: start the API server and add it to the shared kubeconfig as context $1, with the
+# admin user the test server writes into its own kubeconfig.
 start_cluster() {
   local env=$1
   mkdir -p "$tmp/$env"
@@ -128,8 +149,17 @@ start_cluster() {
     >"$tmp/$env/url" 2>"$tmp/$env/testcluster.log" &
   pids+=($!)
   wait_for 20 test -s "$tmp/$env/url" || fail "the $env test cluster did not start (see $tmp/$env/testcluster.log)"
+  local admin="$tmp/$env/admin.kubeconfig" token
+  kubectl --kubeconfig "$admin" config view --raw \
+    -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$tmp/$env/ca.crt"
+  token="$(kubectl --kubeconfig "$admin" config view --raw -o jsonpath='{.users[0].user.token}')"
+  [ -s "$tmp/$env/ca.crt" ] && [ -n "$token" ] || fail "no CA or admin token in $admin"
+  kubectl config --kubeconfig "$kubeconfig" set-cluster "$env" --server "$(cat "$tmp/$env/url")" \
+    --certificate-authority "$tmp/$env/ca.crt" --embed-certs >/dev/null
+  kubectl config --kubeconfig "$kubeconfig" set-credentials "$env-admin" --token "$token" >/dev/null
+  kubectl config --kubeconfig "$kubeconfig" set-context "$env" --cluster "$env" --user "$env-admin" >/dev/null
   k "$env" get --raw /readyz >/dev/null || fail "the $env API server does not answer"
-  ok "$env API server at $(cat "$tmp/$env/url")"
+  ok "$env API server at $(cat "$tmp/$env/url"), context $env in $kubeconfig"
 }
 
 install_kage() {
@@ -155,11 +185,9 @@ run_controller() {
   local env=$1
   # The controller runs here as a process (the test server runs no pods), authenticated as its
   # ServiceAccount with a token from the TokenRequest API, exactly as a pod would be.
-  local token ca server
+  local token server
   token="$(k "$env" -n kage-system create token kage-controller --duration 1h)"
   server="$(cat "$tmp/$env/url")"
-  k "$env" config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
-    base64 -d >"$tmp/$env/ca.crt"
   local kc="$tmp/$env/controller.kubeconfig"
   kubectl config --kubeconfig "$kc" set-cluster "$env" --server "$server" \
     --certificate-authority "$tmp/$env/ca.crt" --embed-certs >/dev/null
@@ -225,38 +253,51 @@ run_controller staging
 run_controller prod
 
 # ---------------------------------------------------------------------------------------------
-step "Fetch each cluster's public key into .kage.yaml"
+step "Fetch each cluster's public key into .kage.yaml (kage keys fetch --write-env)"
 repo="$tmp/gitops"
 cp -R examples/gitops "$repo"
-say "working on a copy of examples/gitops in $repo"
+say "working on a copy of examples/gitops in $repo; KUBECONFIG=$kubeconfig for every kage command"
 say "the break-glass key is made here for the demo; a real team keeps it offline"
 kage keygen -o "$tmp/break-glass.txt" 2>/dev/null
 break_glass="$(sed -n 's/^# public key: //p' "$tmp/break-glass.txt")"
-staging_r="$(current_recipient staging)"
-prod_r="$(current_recipient prod)"
-[ -n "$staging_r" ] && [ -n "$prod_r" ] || fail "could not read the clusters' public keys"
-[ "$staging_r" != "$prod_r" ] || fail "staging and prod have the same key"
-# `kage keys fetch --context NAME --write-env NAME` does this (branch clustercli); until it is merged the
-# demo reads the kage-public-keys ConfigMap (readable by every authenticated user) with kubectl.
-write_kage_yaml() {
-  cat >"$repo/.kage.yaml" <<EOF
+[ -n "$break_glass" ] || fail "kage keygen wrote no public key"
+# Each environment names its cluster (a kubeconfig context and the controller's namespace); the
+# recipients start empty and `kage keys fetch --write-env` fills them in from that cluster.
+cat >"$repo/.kage.yaml" <<EOF
 environments:
   - name: staging
     paths: ["overlays/staging/**"]
-    recipients: ["$1"]
+    recipients: []   # kage keys fetch --write-env staging
     extraRecipients: ["$break_glass"]
     scope: strict
     cluster: {context: staging, namespace: kage-system}
   - name: prod
     paths: ["overlays/prod/**"]
-    recipients: ["$2"]
+    recipients: []   # kage keys fetch --write-env prod
     extraRecipients: ["$break_glass"]
     scope: strict
     cluster: {context: prod, namespace: kage-system}
 EOF
+# Runs kage in the repository copy and shows the command and its output.
+kr() { (cd "$repo" && show kage "$@"); }
+kr keys fetch --write-env staging || fail "kage keys fetch --write-env staging failed"
+kr keys fetch --write-env prod || fail "kage keys fetch --write-env prod failed"
+kr keys list || fail "kage keys list failed"
+# The environment's current kid as .kage.yaml now says (`kage keys list`).
+listed_kid() {
+  (cd "$repo" && kage keys list --env "$1") | awk -F '\t' '$3 == "current" { print $2 }'
 }
-write_kage_yaml "$staging_r" "$prod_r"
-(cd "$repo" && kage keys list) | sed 's/^/    /'
+listed_kid_extra() {
+  (cd "$repo" && kage keys list --env "$1") | awk -F '\t' '$3 == "extra" { print $2 }'
+}
+# Checked against what each cluster publishes (ConfigMap kage-public-keys, read with kubectl).
+for env in staging prod; do
+  [ "$(listed_kid "$env")" = "$(current_kid "$env")" ] && [ -n "$(current_kid "$env")" ] ||
+    fail ".kage.yaml's $env key ($(listed_kid "$env")) is not the cluster's current key ($(current_kid "$env"))"
+  grep -q "$(current_recipient "$env")" "$repo/.kage.yaml" ||
+    fail "the $env recipient is not in .kage.yaml"
+done
+[ "$(current_kid staging)" != "$(current_kid prod)" ] || fail "staging and prod have the same key"
 ok "staging seals to kid $(current_kid staging), prod to kid $(current_kid prod), both also to the break-glass key"
 
 step "Seal the example secrets (public keys only, no cluster access)"
@@ -270,7 +311,8 @@ seal staging db --from-literal username=shop --from-literal password=staging-db-
 seal staging api-token --from-literal token=staging-api-token
 seal prod db --from-literal username=shop --from-literal password=prod-db-password
 seal prod api-token --from-literal token=prod-api-token
-(cd "$repo" && kage validate overlays/staging/secrets/*.yaml overlays/prod/secrets/*.yaml) | sed 's/^/    /'
+(cd "$repo" && show kage validate overlays/staging/secrets/*.yaml overlays/prod/secrets/*.yaml) ||
+  fail "kage validate refused a freshly sealed file"
 if grep -rq 'prod-db-password\|staging-db-password' "$repo/overlays"; then
   fail "a plaintext value is in the repository"
 fi
@@ -311,13 +353,17 @@ ok "each cluster has its own values, in Secrets owned by their AgeSecrets"
 
 # ---------------------------------------------------------------------------------------------
 step "Show that the prod manifest does not decrypt in staging"
-say "asking staging's controller (POST /v1/verify through the service proxy; it never returns plaintext)"
-verify="$(k staging create --raw "$proxy_path/v1/verify" -f "$repo/overlays/prod/secrets/db.yaml" 2>&1 || true)"
-say "staging answers: $verify"
-case "$verify" in
-*'"ok":false'*UnknownKey* | *UnknownKey*'"ok":false'*) ;;
-*) fail "staging's controller did not refuse the prod manifest with UnknownKey" ;;
-esac
+say "asking each controller whether it can decrypt (POST /v1/verify through the service proxy;"
+say "the answer never contains a value)"
+kr validate --cluster --context prod overlays/prod/secrets/db.yaml ||
+  fail "prod's controller cannot decrypt prod's own manifest"
+grep -q ': ok (cluster can decrypt' "$tmp/show.out" || fail "prod's controller did not confirm the prod manifest"
+rc=0
+kr validate --cluster --context staging overlays/prod/secrets/db.yaml || rc=$?
+# docs/cli.md: `validate --cluster` exits 3 when the controller answers UnknownKey.
+[ "$rc" = 3 ] || fail "kage validate --cluster --context staging exited $rc, expected 3 (UnknownKey)"
+grep -q UnknownKey "$tmp/show.out" || fail "staging's controller did not refuse the prod manifest with UnknownKey"
+say "exit code $rc: staging has no key the prod manifest was sealed to (UnknownKey)"
 say "applying prod's db AgeSecret to staging anyway"
 k staging apply -f "$repo/overlays/prod/secrets/db.yaml" >/dev/null
 k staging -n shop wait agesecret/db --timeout=30s \
@@ -334,29 +380,25 @@ ok "re-applied staging's own manifest: Ready again"
 # ---------------------------------------------------------------------------------------------
 step "Rotate prod's key, re-encrypt, re-apply"
 old_kid="$(current_kid prod)"
-say "requesting a new key (what \`kage keys rotate\` does: annotate the kage-public-keys ConfigMap, admins only)"
-k prod -n kage-system annotate configmap kage-public-keys --overwrite \
-  "kage.dev/rotate=demo-$(date -u +%Y%m%dT%H%M%SZ)" >/dev/null
-new_kid_differs() { [ "$(current_kid prod)" != "$old_kid" ]; }
-wait_for 30 new_kid_differs || fail "prod's controller did not generate a new key"
-new_kid="$(current_kid prod)"
+say "asking prod's controller for a new key (admins only: it annotates the kage-public-keys ConfigMap)"
+kr keys rotate --context prod --wait 30 || fail "kage keys rotate --context prod failed"
+new_kid="$(awk -F '\t' 'NR == 1 { print $1 }' "$tmp/show.out")"
+[ -n "$new_kid" ] && [ "$new_kid" != "$old_kid" ] || fail "kage keys rotate printed no new kid ('$new_kid')"
+[ "$(current_kid prod)" = "$new_kid" ] || fail "prod publishes $(current_kid prod) as current, not $new_kid"
 say "prod's current key: $old_kid -> $new_kid (the old key stays active for decryption)"
-write_kage_yaml "$staging_r" "$(current_recipient prod)"
-say "re-encrypting through prod's controller (POST /v1/reencrypt; it never returns plaintext)"
+kr keys fetch --write-env prod || fail "kage keys fetch --write-env prod failed"
+[ "$(listed_kid prod)" = "$new_kid" ] || fail ".kage.yaml's prod key is $(listed_kid prod), not $new_kid"
+say "re-encrypting through prod's controller: no identity, so each file goes to its environment's"
+say "cluster (context prod, from .kage.yaml) as POST /v1/reencrypt, with the break-glass key as extra"
+say "recipient; the controller never returns plaintext"
+(cd "$repo" && show kage reencrypt overlays/prod/secrets/*.yaml) ||
+  fail "prod's controller did not re-encrypt the prod manifests"
 for name in db api-token; do
-  file="$repo/overlays/prod/secrets/$name.yaml"
-  # The request: the AgeSecret plus the break-glass recipient, which the controller cannot know.
-  # YAML in, YAML out.
-  {
-    printf 'extraRecipients:\n  - %s\nageSecret:\n' "$break_glass"
-    sed 's/^/  /' "$file"
-  } >"$tmp/reencrypt.yaml"
-  k prod create --raw "$proxy_path/v1/reencrypt" -f "$tmp/reencrypt.yaml" >"$tmp/reencrypted.yaml" ||
-    fail "prod's controller refused to re-encrypt $name"
-  mv "$tmp/reencrypted.yaml" "$file"
-  grep -q "kage:v1:$new_kid" "$file" || fail "$name is not sealed to the new key $new_kid"
+  grep -q "kage:v1:$new_kid" "$repo/overlays/prod/secrets/$name.yaml" ||
+    fail "$name is not sealed to the new key $new_kid"
 done
-(cd "$repo" && kage validate overlays/prod/secrets/*.yaml) | sed 's/^/    /'
+(cd "$repo" && show kage validate overlays/prod/secrets/*.yaml) ||
+  fail "kage validate refused a re-encrypted file"
 kubectl kustomize "$repo/overlays/prod" | k prod apply -f - | sed 's/^/    prod: /'
 kids_have_new() {
   k prod -n shop get agesecret db -o jsonpath='{.status.keyIds}' | grep "$new_kid" >/dev/null &&
@@ -371,6 +413,13 @@ if grep -q "kage:v1:$old_kid" "$repo"/overlays/prod/secrets/*.yaml; then
   fail "a prod value is still sealed to the old key"
 fi
 ok "prod's AgeSecrets are sealed to the new kid $new_kid and Ready; the values did not change"
+say "which AgeSecrets still use which key (status.keyIds of every AgeSecret in prod; $(listed_kid_extra prod) is"
+say "the break-glass key):"
+kr keys usage --context prod || fail "kage keys usage --context prod failed"
+awk -F '\t' -v old="$old_kid" '$1 == old && $2 == "-" { found = 1 } END { exit !found }' "$tmp/show.out" ||
+  fail "kage keys usage still shows an AgeSecret on the old key $old_kid"
+grep -q "^$new_kid	shop/db\$" "$tmp/show.out" || fail "kage keys usage does not show shop/db on $new_kid"
+ok "nothing in prod uses the old key $old_kid any more (\`kage keys retire $old_kid --context prod\` could retire it)"
 
 # ---------------------------------------------------------------------------------------------
 step "Recover a value offline with the break-glass key (no cluster)"

@@ -287,12 +287,13 @@ pub enum EnvCommand {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Cluster options")]
 pub struct ClusterArgs {
-    /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config) [default:
-    /// the environment's `cluster.context` in .kage.yaml, else the current context]
+    /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config); `keys
+    /// fetch --write-env`, `seal --cluster --env` and `reencrypt` default to the environment's
+    /// `cluster.context` in .kage.yaml
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
-    /// Namespace of kage-controller [default: the environment's `cluster.namespace`, else
-    /// kage-system]
+    /// Namespace of kage-controller [default: kage-system, or for the commands above the
+    /// environment's `cluster.namespace`]
     #[arg(long, value_name = "NS")]
     pub controller_namespace: Option<String>,
     /// Reach the controller's HTTP API at URL instead of through the API server's service proxy

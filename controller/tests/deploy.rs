@@ -170,6 +170,7 @@ fn kustomize_base_renders() {
         "Role",
         "RoleBinding",
         "Deployment",
+        "NetworkPolicy",
         "Service",
     ] {
         assert!(kinds.contains(&k), "{k} not rendered: {kinds:?}");

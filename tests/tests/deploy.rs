@@ -394,6 +394,7 @@ fn every_overlay_renders_and_applies_to_the_test_server() {
         assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert!(c["resources"]["requests"].is_object() && c["resources"]["limits"].is_object());
         assert!(dep["spec"]["replicas"].as_i64().unwrap() >= 2);
+        check_network_policy(&docs, dep, dir);
 
         // Applied to a fresh test server (the namespace the single-namespace overlay binds in
         // first), and everything rendered is then there.
@@ -419,6 +420,119 @@ fn every_overlay_renders_and_applies_to_the_test_server() {
             dir.display()
         );
     }
+}
+
+/// The NetworkPolicy of deploy/base, in every install: the HTTP API open to the API server's
+/// service proxy (no `from`: the control plane has no pod or namespace to select), metrics only
+/// from `monitoring`, egress only to DNS and the API server, on the Deployment's own ports.
+fn check_network_policy(docs: &[Value], dep: &Value, dir: &Path) {
+    let policies: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "NetworkPolicy")
+        .collect();
+    let [np] = policies.as_slice() else {
+        panic!(
+            "{}: expected one NetworkPolicy, found {}",
+            dir.display(),
+            policies.len()
+        );
+    };
+    assert_eq!(
+        np["metadata"]["namespace"],
+        "kage-system",
+        "{}",
+        dir.display()
+    );
+    let pod_labels = &dep["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .expect("podSelector.matchLabels")
+    {
+        assert_eq!(&pod_labels[k], v, "{}: podSelector {k}", dir.display());
+    }
+    let types: BTreeSet<&str> = np["spec"]["policyTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["Ingress", "Egress"]),
+        "{}",
+        dir.display()
+    );
+    let container_port = |name: &str| {
+        dep["spec"]["template"]["spec"]["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_i64())
+            .unwrap_or_else(|| panic!("{}: no container port {name}", dir.display()))
+    };
+    let ports = |rule: &Value| -> BTreeSet<(String, i64)> {
+        rule["ports"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        (
+                            p["protocol"].as_str().unwrap_or("TCP").to_string(),
+                            p["port"].as_i64().expect("numeric port"),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ingress = np["spec"]["ingress"].as_array().expect("ingress rules");
+    let http = ("TCP".to_string(), container_port("http"));
+    let metrics = ("TCP".to_string(), container_port("metrics"));
+    assert!(
+        ingress
+            .iter()
+            .any(|r| r["from"].is_null() && ports(r) == BTreeSet::from([http.clone()])),
+        "{}: the HTTP API port is not open to the service proxy",
+        dir.display()
+    );
+    let metrics_rule = ingress
+        .iter()
+        .find(|r| ports(r).contains(&metrics))
+        .unwrap_or_else(|| panic!("{}: no ingress rule for metrics", dir.display()));
+    assert_eq!(
+        metrics_rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring",
+        "{}: metrics open to more than `monitoring`",
+        dir.display()
+    );
+    for r in ingress {
+        if !r["from"].is_null() {
+            continue;
+        }
+        assert_eq!(
+            ports(r),
+            BTreeSet::from([http.clone()]),
+            "{}: an ingress rule open to everyone on more than the HTTP API",
+            dir.display()
+        );
+    }
+    let egress: BTreeSet<(String, i64)> = np["spec"]["egress"]
+        .as_array()
+        .expect("egress rules")
+        .iter()
+        .flat_map(ports)
+        .collect();
+    let want: BTreeSet<(String, i64)> = [("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)]
+        .into_iter()
+        .map(|(p, n)| (p.to_string(), n))
+        .collect();
+    assert_eq!(
+        egress,
+        want,
+        "{}: egress beyond DNS and the API server",
+        dir.display()
+    );
 }
 
 /// The resourceVersion of every rendered object as stored (each must exist).
@@ -748,10 +862,26 @@ fn demo_runs_the_gitops_flow_end_to_end() {
         "ok: prod's AgeSecrets are sealed to the new kid",
         "ok: the break-glass key opens prod's re-encrypted manifest",
         "every step above was verified",
+        // The kage cluster commands the demo shows (contexts from .kage.yaml's `cluster:`).
+        "$ kage keys fetch --write-env staging",
+        "$ kage keys fetch --write-env prod",
+        "ok: staging seals to kid ",
+        "$ kage validate --cluster --context staging overlays/prod/secrets/db.yaml",
+        "exit code 3: staging has no key the prod manifest was sealed to (UnknownKey)",
+        "$ kage keys rotate --context prod",
+        "$ kage reencrypt overlays/prod/secrets/",
+        "re-encrypted by the controller",
+        "$ kage keys usage --context prod",
+        "ok: nothing in prod uses the old key",
     ] {
         assert!(out.contains(line), "demo output lacks {line:?}:\n{out}");
     }
-    assert!(!out.contains("FAILED"), "{out}");
+    // `kage validate --cluster` prints `FAILED: UnknownKey` for the refused manifest; the demo's
+    // own failure message is `FAILED at step N`.
+    assert!(
+        !out.contains("FAILED at step") && !err.contains("FAILED at step"),
+        "{out}\n{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
