@@ -50,6 +50,21 @@ fn emit_sops(docs: &[Document], format: Format) -> Result<String> {
     )?)
 }
 
+/// The one-document SOPS file `bytes` with its `sops` metadata replaced by `metadata` (JSON, as
+/// the controller's `/v1/reencrypt` returns it), written in kage's metadata layout; every other
+/// line of the file is kept as it was (the values and the MAC do not change when only the data
+/// key is wrapped for other recipients).
+pub fn replace_metadata(bytes: &[u8], metadata: &serde_json::Value) -> Result<String> {
+    let (format, mut docs) = parse(bytes)?;
+    let meta = sops::Metadata::from_node(&Node::from_json_value(metadata))?;
+    let [doc] = docs.as_mut_slice() else {
+        return Err(crate::exit::user("expected one SOPS document").into());
+    };
+    doc.root
+        .insert("sops", meta.to_node(format == Format::Json));
+    emit_sops(&docs, format)
+}
+
 /// Whether the bytes hold a SOPS document.
 pub fn is_sops(bytes: &[u8]) -> bool {
     crate::raw::looks_like_sops(bytes)

@@ -197,14 +197,27 @@ async fn cli_cluster_commands_against_the_real_controller() {
         repo.read("prod/db.yaml")
             .contains(&format!("kage:v1:{kid1}:"))
     );
-    repo.kubectl(&kc, &["apply", "-f", "prod/db.yaml"])
-        .await
-        .ok();
+    // The same Secret as a SOPS AgeSecret (the controller re-encrypts that form too).
+    repo.write("api-secret.yaml", &SECRET.replace("name: db", "name: api"));
+    let sops_args = [
+        "seal",
+        "--sops",
+        "--as-agesecret",
+        "api-secret.yaml",
+        "--env",
+        "prod",
+        "-o",
+        "prod/api.yaml",
+    ];
+    repo.kage(&kc, &sops_args).await.ok();
+    let apply = ["apply", "-f", "prod/db.yaml", "-f", "prod/api.yaml"];
+    repo.kubectl(&kc, &apply).await.ok();
     repo.kubectl(
         &kc,
         &[
             "wait",
             "--for=condition=Ready",
+            "agesecret/api",
             "agesecret/db",
             "-n",
             "prod",
@@ -246,7 +259,7 @@ async fn cli_cluster_commands_against_the_real_controller() {
     assert!(
         refused
             .stderr
-            .contains("still used by 1 AgeSecret(s): prod/db"),
+            .contains("still used by 2 AgeSecret(s): prod/api, prod/db"),
         "{}",
         refused.stderr
     );
@@ -257,12 +270,40 @@ async fn cli_cluster_commands_against_the_real_controller() {
         .await
         .ok();
     let before = repo.read("prod/db.yaml");
-    let re = repo.kage(&kc, &["reencrypt", "prod/db.yaml"]).await.ok();
+    let sops_before = repo.read("prod/api.yaml");
+    let re = repo
+        .kage(&kc, &["reencrypt", "prod/db.yaml", "prod/api.yaml"])
+        .await
+        .ok();
+    for f in ["prod/db.yaml", "prod/api.yaml"] {
+        let want = format!("{f}: re-encrypted by the controller");
+        assert!(re.stderr.contains(&want), "{}", re.stderr);
+    }
+    // The SOPS file: only the sops metadata changed (the values and the MAC stay as they were),
+    // in the same layout.
+    let sops_after = repo.read("prod/api.yaml");
+    let (spec_before, meta_before) = sops_before.split_once("\nsops:\n").unwrap();
+    let (spec_after, meta_after) = sops_after.split_once("\nsops:\n").expect(&sops_after);
+    assert_eq!(spec_before, spec_after);
+    assert_ne!(meta_before, meta_after);
+    assert!(meta_after.contains(&now[0].to_string()), "{sops_after}");
     assert!(
-        re.stderr.contains("re-encrypted by the controller"),
-        "{}",
-        re.stderr
+        !meta_after.contains(&published[0].to_string()),
+        "{sops_after}"
     );
+    let mac = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("mac:"))
+            .map(str::to_string)
+    };
+    assert_eq!(mac(meta_before), mac(meta_after));
+    let fields = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .filter_map(|l| l.trim().split(':').next().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(fields(meta_before), fields(meta_after));
     let after = repo.read("prod/db.yaml");
     assert!(after.contains(&format!("kage:v1:{kid2}:")), "{after}");
     assert!(!after.contains(&kid1), "{after}");
@@ -274,15 +315,22 @@ async fn cli_cluster_commands_against_the_real_controller() {
             .collect()
     };
     assert_eq!(unchanged(&before), unchanged(&after));
-    repo.kubectl(&kc, &["apply", "-f", "prod/db.yaml"])
-        .await
-        .ok();
+    repo.kubectl(&kc, &apply).await.ok();
     let moved = eventually(Duration::from_secs(20), || async {
         key_ids(&ags_api, "db").await == vec![kid2.clone()]
+            && key_ids(&ags_api, "api").await == vec![kid2.clone()]
     })
     .await;
     assert!(moved, "keyIds not updated; log:\n{}", env.log());
     assert!(wait_reason(&ags_api, "db", "True", "Decrypted").await);
+    assert!(
+        wait_reason(&ags_api, "api", "True", "Decrypted").await,
+        "{}\n{}",
+        repo.kubectl(&kc, &["get", "agesecrets", "-A", "-o", "yaml"])
+            .await
+            .stdout,
+        env.log()
+    );
     assert_secret_matches_input(&env).await;
     let usage = repo.kage(&kc, &["keys", "usage"]).await.ok();
     assert!(

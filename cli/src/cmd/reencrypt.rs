@@ -221,11 +221,12 @@ pub fn run_cluster(
             None => {
                 let v: serde_json::Value = serde_json::from_slice(&answer.body)
                     .map_err(|e| crate::exit::user(format!("the controller's answer: {e}")))?;
+                let metadata = v.get("sops").ok_or_else(|| {
+                    crate::exit::user("the controller's answer has no sops metadata")
+                })?;
+                let text = sopsdoc::replace_metadata(&bytes, metadata).with_context(ctx)?;
                 eprintln!("{}: re-encrypted by the controller", file.display());
-                tree::emit(
-                    &[crate::tree::Node::from_value(&v)],
-                    crate::tree::Format::detect(&bytes),
-                )
+                text
             }
         };
         write_atomic(file, text.as_bytes(), Sensitivity::Public)?;
