@@ -98,8 +98,8 @@ for i in $(seq 1 "$N"); do
   sed "s/^  name: s$/  name: s$i/" "$tmp/one.yaml"
   echo ---
 done >"$tmp/all.yaml"
-echo "creating $N AgeSecrets with kubectl create..." >&2
-k create -f "$tmp/all.yaml" >/dev/null
+count() { k -n load get "$1" -o name 2>/dev/null | wc -l; }
+nothing_left() { [ "$(count agesecrets)" = 0 ] && [ "$(count secrets)" = 0 ]; }
 
 ready_count() {
   curl -s "http://127.0.0.1:$metrics_port/metrics" |
@@ -107,11 +107,12 @@ ready_count() {
 }
 rows=()
 for run in $(seq 1 "$RUNS"); do
-  if [ "$run" -gt 1 ]; then
-    # A cold start again: the Secrets of the previous run are deleted first.
-    k -n load delete secrets -l app.kubernetes.io/managed-by=kage --wait=false >/dev/null
-    wait_for 60 sh -c "[ \"\$($kubectl --kubeconfig $tmp/admin.kubeconfig -n load get secrets -o name | wc -l)\" = 0 ]"
-  fi
+  # A cold start every run: the objects are created afresh while no controller runs (deleting
+  # the AgeSecrets garbage-collects their Secrets).
+  k -n load delete agesecrets --all --wait=false >/dev/null
+  wait_for 120 nothing_left || { echo "objects of the previous run still there" >&2; exit 1; }
+  echo "run $run: creating $N AgeSecrets with kubectl create..." >&2
+  k create -f "$tmp/all.yaml" >/dev/null
   server_cpu0="$(cpu_seconds "$server_pid")"
   t0="$(date +%s.%N)"
   start_controller

@@ -96,6 +96,12 @@ impl KeyState {
         self.loaded.load(Ordering::SeqCst)
     }
 
+    /// A counter that grows on every change of the usable keys (read it before [`KeyState::get`]:
+    /// a stale version then only causes extra work).
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
     /// Notified on every change of the usable keys.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()

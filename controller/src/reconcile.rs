@@ -60,36 +60,69 @@ pub struct Context {
     own_writes: Arc<OwnWrites>,
 }
 
-/// The resourceVersion of each managed Secret as kage last wrote it, by namespace and name.
+/// Each managed Secret as kage last wrote (or verified) it, by namespace and name: its
+/// resourceVersion, and the AgeSecret generation and key ring version it was decided from.
 #[derive(Debug, Default)]
-pub struct OwnWrites(Mutex<HashMap<(String, String), String>>);
+pub struct OwnWrites(Mutex<HashMap<(String, String), Written>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Written {
+    resource_version: String,
+    generation: Option<i64>,
+    ring_version: u64,
+}
 
 impl OwnWrites {
     fn key<K: Resource>(obj: &K) -> Option<(String, String)> {
         Some((obj.meta().namespace.clone()?, obj.meta().name.clone()?))
     }
 
-    /// Remember that kage wrote `secret` (as the API server returned it).
-    pub fn record<K: Resource>(&self, secret: &K) {
+    fn get<K: Resource>(&self, secret: &K) -> Option<Written> {
+        let key = Self::key(secret)?;
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    /// Remember that kage wrote `secret` (as the API server returned it), or found it up to
+    /// date, for AgeSecret `generation` with key ring `ring_version`.
+    pub fn record<K: Resource>(&self, secret: &K, generation: Option<i64>, ring_version: u64) {
         if let (Some(key), Some(rv)) = (Self::key(secret), secret.meta().resource_version.clone()) {
+            let written = Written {
+                resource_version: rv,
+                generation,
+                ring_version,
+            };
             self.0
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key, rv);
+                .insert(key, written);
         }
     }
 
     /// Is this exactly the version kage wrote last?
     pub fn is_own<K: Resource>(&self, secret: &K) -> bool {
-        let (Some(key), Some(rv)) = (Self::key(secret), secret.meta().resource_version.as_ref())
-        else {
-            return false;
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .is_some_and(|own| own == rv)
+        let rv = secret.meta().resource_version.as_ref();
+        self.get(secret)
+            .is_some_and(|w| Some(&w.resource_version) == rv)
+    }
+
+    /// Is `secret` the version kage wrote for this `generation` and `ring_version`? Then
+    /// planning again would decrypt everything only to find it up to date.
+    pub fn unchanged<K: Resource>(
+        &self,
+        secret: &K,
+        generation: Option<i64>,
+        ring_version: u64,
+    ) -> bool {
+        let rv = secret.meta().resource_version.as_ref();
+        self.get(secret).is_some_and(|w| {
+            Some(&w.resource_version) == rv
+                && w.generation == generation
+                && w.ring_version == ring_version
+        })
     }
 
     /// The Secret is gone.
@@ -101,6 +134,15 @@ impl OwnWrites {
                 .remove(&key);
         }
     }
+}
+
+/// Is the AgeSecret's status Ready for its current generation?
+fn ready_for_generation(ags: &AgeSecret) -> bool {
+    ags.status.as_ref().is_some_and(|s| {
+        s.observed_generation == ags.metadata.generation
+            && s.condition(kage_core::api::v1alpha1::CONDITION_READY)
+                .is_some_and(|c| c.status == "True")
+    })
 }
 
 impl Context {
@@ -170,6 +212,20 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let existing = secrets.get_opt(&name).await?;
+    // Read the version before the keys: a change in between only costs a second look.
+    let ring_version = ctx.keys.version();
+    let generation = ags.metadata.generation;
+    // The Secret is exactly as kage wrote it for this generation and key ring, and the status
+    // says so: nothing can have changed (this is the watch event of kage's own write, or a
+    // periodic resync).
+    if let Some(s) = &existing
+        && ctx.own_writes.unchanged(s, generation, ring_version)
+        && ready_for_generation(&ags)
+    {
+        wipe_secret(existing);
+        debug!("Secret unchanged since kage wrote it");
+        return Ok(Action::requeue(REQUEUE_READY));
+    }
     let keys = ctx.keys.get();
     let started = std::time::Instant::now();
     let plan = plan::plan(&Inputs {
@@ -181,11 +237,18 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     });
     ctx.metrics
         .observe_plan(started.elapsed(), plan.decrypted_values);
+    if let (Some(s), SecretAction::UpToDate) = (&existing, &plan.secret) {
+        ctx.own_writes.record(s, generation, ring_version);
+    }
     wipe_secret(existing);
     Span::current().record("reason", plan.reason.as_str());
 
     let events = plan_events(&plan);
-    perform(&ctx, &ags, &secrets, &name, &namespace, plan.secret).await?;
+    let written = perform(&ctx, &ags, &secrets, &name, &namespace, plan.secret).await?;
+    if let Some(w) = written {
+        ctx.own_writes.record(&w, generation, ring_version);
+        wipe_secret(Some(w));
+    }
     if plan.status_changed {
         let api: Api<AgeSecret> = Api::namespaced(ctx.client.clone(), &namespace);
         let body = serde_json::json!({
@@ -241,16 +304,17 @@ fn plan_events(plan: &Plan) -> Vec<Event> {
         .collect()
 }
 
+/// Write what the plan says; returns the Secret as the API server stored it (the caller wipes it).
 async fn perform(
-    ctx: &Context,
+    _ctx: &Context,
     ags: &AgeSecret,
     secrets: &Api<Secret>,
     name: &str,
     namespace: &str,
     action: SecretAction,
-) -> Result<()> {
+) -> Result<Option<Secret>> {
     match action {
-        SecretAction::Leave | SecretAction::UpToDate => Ok(()),
+        SecretAction::Leave | SecretAction::UpToDate => Ok(None),
         SecretAction::Apply {
             secret,
             create,
@@ -287,8 +351,6 @@ async fn perform(
                 wipe_secret(Some(written));
                 written = stripped?;
             }
-            ctx.own_writes.record(&written);
-            wipe_secret(Some(written));
             info!(
                 namespace,
                 name,
@@ -297,7 +359,7 @@ async fn perform(
                 stripped = strip_keys.len(),
                 "applied Secret"
             );
-            Ok(())
+            Ok(Some(written))
         }
     }
 }

@@ -488,7 +488,7 @@ fn drift_skips_only_the_version_kage_wrote() {
     };
     // Nothing recorded yet: every change counts.
     assert!(triggers(watcher::Event::Apply(meta("5"))));
-    own.record(&meta("5"));
+    own.record(&meta("5"), Some(1), 1);
     // The event of kage's own write (also when re-listed) is skipped; any other version counts.
     assert!(!triggers(watcher::Event::Apply(meta("5"))));
     assert!(!triggers(watcher::Event::InitApply(meta("5"))));
@@ -502,8 +502,46 @@ fn drift_skips_only_the_version_kage_wrote() {
     assert!(!triggers(watcher::Event::Init));
     assert!(!triggers(watcher::Event::InitDone));
     // Another Secret of the same name elsewhere is not confused with it.
-    own.record(&meta("7"));
+    own.record(&meta("7"), Some(1), 1);
     let mut other = meta("7");
     other.metadata.namespace = Some("dev".into());
     assert!(triggers(watcher::Event::Apply(other)));
+}
+
+#[test]
+fn unchanged_needs_the_same_version_generation_and_key_ring() {
+    let own = OwnWrites::default();
+    let mut s = secret(&[("a", b"x")], |m| m.resource_version = Some("9".into()));
+    assert!(!own.unchanged(&s, Some(2), 4), "nothing recorded");
+    own.record(&s, Some(2), 4);
+    assert!(own.unchanged(&s, Some(2), 4));
+    assert!(!own.unchanged(&s, Some(3), 4), "the AgeSecret changed");
+    assert!(!own.unchanged(&s, Some(2), 5), "the key ring changed");
+    s.metadata.resource_version = Some("10".into());
+    assert!(
+        !own.unchanged(&s, Some(2), 4),
+        "someone else wrote the Secret"
+    );
+}
+
+#[test]
+fn ready_for_generation_reads_the_status() {
+    let mut ags = AgeSecret::test();
+    ags.metadata.generation = Some(2);
+    assert!(!ready_for_generation(&ags));
+    let ready = |generation: i64, status: &str| kage_core::api::v1alpha1::AgeSecretStatus {
+        observed_generation: Some(generation),
+        conditions: vec![kage_core::api::v1alpha1::Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ags.status = Some(ready(2, "True"));
+    assert!(ready_for_generation(&ags));
+    ags.status = Some(ready(1, "True"));
+    assert!(!ready_for_generation(&ags), "older generation");
+    ags.status = Some(ready(2, "False"));
+    assert!(!ready_for_generation(&ags));
 }
