@@ -2,6 +2,14 @@
 //!
 //! Output goes through [`Node`], an ordered tree, so that key order is decided by kage and not
 //! by a map type: YAML or JSON, both with 2-space indentation.
+//!
+//! Why not `kage_core::document`: that model round-trips the user's files for SOPS (go-yaml v3
+//! typing, comments, block scalars as written), while this one writes kage's own canonical
+//! layout. They differ on purpose where it shows: numbers are kept as written (an integer above
+//! `i64::MAX` in a user's extra field stays exact; the core holds it as a float), plaintext
+//! strings with `#`, quotes or trailing newlines are always double-quoted, JSON strings are
+//! escaped by serde_json, and a list inside a list is written on its own lines. Folding the two
+//! would change what `kage` prints; that was tried and left (2026-11-28).
 
 use serde_json::Value;
 
