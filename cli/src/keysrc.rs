@@ -134,6 +134,25 @@ impl Resolver {
         })
     }
 
+    /// The path whose environment applies: the input's, or the output's when only the output lies
+    /// under an environment's `paths` (`kage seal secret.yaml -o clusters/prod/db.yaml`).
+    pub fn env_path<'a>(
+        &self,
+        input: Option<&'a Path>,
+        output: Option<&'a Path>,
+    ) -> Option<&'a Path> {
+        let in_env = |p: &Path| {
+            self.config
+                .as_ref()
+                .is_some_and(|c| c.env_for_path(p).is_ok())
+        };
+        match (input, output) {
+            (Some(i), Some(o)) if !in_env(i) && in_env(o) => Some(o),
+            (Some(i), _) => Some(i),
+            (None, o) => o,
+        }
+    }
+
     /// Where `file` (or stdin, `None`) is sealed to.
     pub fn target(&self, file: Option<&Path>) -> Result<Target> {
         let have_explicit = !self.explicit.is_empty();

@@ -203,7 +203,7 @@ fn seal_file(cfg: &Config, f: &Path, resolver: &Resolver) -> Result<Output> {
     let input = crate::io::read_input(f)?;
     let path = input.path;
     let out = cfg.dest.target(path.as_deref())?;
-    let env_path = path.as_deref().or(out.as_deref());
+    let env_path = resolver.env_path(path.as_deref(), out.as_deref());
     let text = seal_input(cfg, input.bytes, env_path, resolver)
         .with_context(|| display_name(path.as_deref()))?;
     Ok(Output { target: out, text })

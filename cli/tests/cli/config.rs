@@ -42,6 +42,28 @@ fn path_picks_environment() {
 }
 
 #[test]
+fn output_path_picks_the_environment_when_the_input_is_outside() {
+    let (dir, _, _) = repo();
+    dir.write("secret.yaml", secret_yaml("db", "prod"));
+    dir.write("clusters/prod/.keep", "");
+    dir.kage(&["seal", "secret.yaml", "-o", "clusters/prod/db.yaml"])
+        .run()
+        .ok();
+    dir.kage(&["unseal", "clusters/prod/db.yaml", "-i", "prod.key"])
+        .run()
+        .ok();
+    // Neither path under an environment: the error names the input.
+    let err = dir
+        .kage(&["seal", "secret.yaml", "-o", "elsewhere.yaml"])
+        .run()
+        .fails(1);
+    assert!(
+        err.contains("secret.yaml: under no environment's paths"),
+        "{err}"
+    );
+}
+
+#[test]
 fn found_from_a_subdirectory() {
     let (dir, _, _) = repo();
     dir.write("clusters/prod/db.yaml", secret_yaml("db", "prod"));
