@@ -16,11 +16,11 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --target x86_64-unknown-linux-musl \
+    cargo build --profile dist --locked --target x86_64-unknown-linux-musl \
         -p kage-controller -p kage \
  && mkdir -p /out \
- && cp target/x86_64-unknown-linux-musl/release/kage-controller /out/ \
- && cp target/x86_64-unknown-linux-musl/release/kage /out/
+ && cp target/x86_64-unknown-linux-musl/dist/kage-controller /out/ \
+ && cp target/x86_64-unknown-linux-musl/dist/kage /out/
 
 # --- the CLI (optional target)
 FROM gcr.io/distroless/static-debian12:nonroot AS kage
