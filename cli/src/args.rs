@@ -288,8 +288,8 @@ pub enum EnvCommand {
 #[command(next_help_heading = "Cluster options")]
 pub struct ClusterArgs {
     /// kubeconfig context (the kubeconfig comes from KUBECONFIG, else ~/.kube/config); `keys
-    /// fetch --write-env`, `seal --cluster --env` and `reencrypt` default to the environment's
-    /// `cluster.context` in .kage.yaml
+    /// fetch --write-env`, `seal --cluster --env`, `reencrypt` and `validate --cluster` default to
+    /// the environment's `cluster.context` in .kage.yaml
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Namespace of kage-controller [default: kage-system, or for the commands above the

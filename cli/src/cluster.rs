@@ -622,6 +622,39 @@ pub fn connect(args: &crate::args::ClusterArgs) -> Result<KubeCluster> {
     KubeCluster::connect(location(args, None))
 }
 
+/// Files grouped by the environment whose `cluster:` applies to them, in the order given: `env`
+/// (the --env flag) for all, else the environment of each file's path (none when no
+/// environment's paths match or there is no .kage.yaml).
+pub fn files_by_env<'c>(
+    config: Option<&'c crate::config::Config>,
+    env: Option<&str>,
+    files: &[std::path::PathBuf],
+) -> Result<
+    Vec<(
+        Option<&'c crate::config::Environment>,
+        Vec<std::path::PathBuf>,
+    )>,
+> {
+    let mut groups: Vec<(Option<&crate::config::Environment>, Vec<std::path::PathBuf>)> =
+        Vec::new();
+    for file in files {
+        let e = match (config, env) {
+            (Some(c), Some(n)) => Some(c.env(n)?),
+            (Some(c), None) => c.env_for_path(file).ok(),
+            _ => None,
+        };
+        let name = e.map(|e| e.name.as_str());
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.map(|g| g.name.as_str()) == name)
+        {
+            Some((_, fs)) => fs.push(file.clone()),
+            None => groups.push((e, vec![file.clone()])),
+        }
+    }
+    Ok(groups)
+}
+
 /// Connects to the cluster of environment `env` (its `cluster:` in .kage.yaml, overridden by
 /// the flags); `None` when there is no such environment or configuration.
 pub fn connect_env(

@@ -236,6 +236,33 @@ async fn cli_cluster_commands_against_the_real_controller() {
         .await
         .ok();
     assert!(v.stdout.contains("prod/db: ok"), "{}", v.stdout);
+    // The environment's `cluster:` in .kage.yaml picks context and controller namespace (a
+    // namespace without a controller: exit 7); the flag overrides it.
+    let config = repo.read(".kage.yaml");
+    repo.write(
+        ".kage.yaml",
+        &format!("{config}    cluster: {{context: kage-testcluster, namespace: nowhere}}\n"),
+    );
+    let elsewhere = repo
+        .kage(&kc, &["validate", "--cluster", "prod/db.yaml"])
+        .await;
+    assert_eq!(elsewhere.code, 7, "{}", elsewhere.stderr);
+    assert!(elsewhere.stderr.contains("nowhere"), "{}", elsewhere.stderr);
+    let flag = [
+        "validate",
+        "--cluster",
+        "--controller-namespace",
+        "kage-system",
+        "prod/db.yaml",
+    ];
+    assert!(
+        repo.kage(&kc, &flag)
+            .await
+            .ok()
+            .stdout
+            .contains("prod/db: ok")
+    );
+    repo.write(".kage.yaml", &config);
 
     // 4. Rotation: a new current key is published, the old object stays Ready.
     let rot = repo

@@ -34,24 +34,13 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
         // Files go to the cluster of their environment (`cluster:` in .kage.yaml; the flags
         // override it), one connection per environment, in the order given.
         let config = crate::config::Config::find(global.config.as_deref())?;
-        let mut groups: Vec<(Option<String>, Vec<PathBuf>)> = Vec::new();
-        for file in &args.files {
-            let env = match (&config, &args.recipients.env) {
-                (Some(c), Some(n)) => Some(c.env(n)?.name.clone()),
-                (Some(c), None) => c.env_for_path(file).ok().map(|e| e.name.clone()),
-                _ => None,
-            };
-            match groups.iter_mut().find(|(e, _)| *e == env) {
-                Some((_, files)) => files.push(file.clone()),
-                None => groups.push((env, vec![file.clone()])),
-            }
-        }
+        let groups = crate::cluster::files_by_env(
+            config.as_ref(),
+            args.recipients.env.as_deref(),
+            &args.files,
+        )?;
         for (env, files) in &groups {
-            let env = match (&config, env) {
-                (Some(c), Some(n)) => Some(c.env(n)?),
-                _ => None,
-            };
-            let cluster = crate::cluster::connect_env(&args.cluster, env)?;
+            let cluster = crate::cluster::connect_env(&args.cluster, *env)?;
             run_cluster(&cluster, files, &args, global)?;
         }
         return Ok(Exit::Ok);

@@ -59,8 +59,20 @@ pub struct Context<'a> {
 /// Runs `kage validate`.
 pub fn run(args: ValidateArgs, global: &Global) -> Result<Exit> {
     if args.cluster {
-        let cluster = crate::cluster::connect(&args.cluster_args)?;
-        return run_cluster(&cluster, &args.files);
+        // Each file asks the cluster of its environment (`cluster:` in .kage.yaml; the flags
+        // override it).
+        let config = Config::find(global.config.as_deref())?;
+        let groups =
+            crate::cluster::files_by_env(config.as_ref(), args.env.as_deref(), &args.files)?;
+        let mut exit = Exit::Ok;
+        for (env, files) in &groups {
+            let cluster = crate::cluster::connect_env(&args.cluster_args, *env)?;
+            let code = run_cluster(&cluster, files)?;
+            if exit == Exit::Ok {
+                exit = code;
+            }
+        }
+        return Ok(exit);
     }
     let cfg = if args.env.is_some() {
         Some(Config::require(global.config.as_deref())?)
