@@ -277,6 +277,16 @@ fn parse_timestamp(text: &str) -> Option<String> {
     ))
 }
 
+/// A character that must be escaped in YAML: not in YAML's printable set (controls, U+FFFE,
+/// U+FFFF), or one a reader may treat specially (BOM, line and paragraph separators, NEL).
+pub(crate) fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
 /// Whether a string must be quoted to stay a string in YAML (1.2 core, go-yaml, or 1.1 readers).
 pub(crate) fn needs_quotes(s: &str) -> bool {
     if s.is_empty() || s.trim() != s {
@@ -306,11 +316,7 @@ pub(crate) fn needs_quotes(s: &str) -> bool {
     if first.is_ascii_digit() || first == b'.' || first == b'+' {
         return true;
     }
-    s.contains(": ")
-        || s.contains(" #")
-        || s.ends_with(':')
-        || s.chars()
-            .any(|c| c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}'))
+    s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.chars().any(needs_escape)
 }
 
 /// A double-quoted YAML/JSON-compatible string literal.
@@ -324,7 +330,7 @@ pub(crate) fn double_quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{85}') => {
+            c if needs_escape(c) => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     out.push_str(&format!("\\u{unit:04x}"));

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 
-use super::scalar::{double_quoted, needs_quotes, resolve_plain};
+use super::scalar::{double_quoted, needs_escape, needs_quotes, resolve_plain};
 use super::{Document, MapItem, Node, Scalar, SeqItem};
 use crate::error::{Error, Result};
 
@@ -527,23 +527,26 @@ impl Writer<'_> {
         }
     }
 
-    /// `- value` after the indentation was written.
+    /// `- value` after the indentation was written: the comments leading the value first, above
+    /// the dash.
     fn seq_value(&mut self, value: &Node, col: usize) {
+        for c in lead_comments(value) {
+            self.comment_inline(c);
+            self.pad(col);
+        }
+        self.seq_value_body(value, col);
+    }
+
+    /// `- value` once the value's leading comments ([`lead_comments`]) are written.
+    fn seq_value_body(&mut self, value: &Node, col: usize) {
         let inner = col + 2;
         match value {
             Node::Map(items) if !items.is_empty() => {
-                // Comments before the first entry go above the dash (same AAD path in sops:
-                // sequence indices are not part of it), the first entry shares the dash's line.
+                // The first entry shares the dash's line.
                 let lead = items
                     .iter()
                     .take_while(|i| matches!(i, MapItem::Comment(_)))
                     .count();
-                for item in &items[..lead] {
-                    if let MapItem::Comment(c) = item {
-                        self.comment_inline(c);
-                        self.pad(col);
-                    }
-                }
                 self.out.push_str("- ");
                 let mut first = true;
                 for item in &items[lead..] {
@@ -563,26 +566,23 @@ impl Writer<'_> {
                 }
             }
             Node::Seq(items) if !items.is_empty() => {
+                // The first item shares the dash's line (`- - a`); its leading comments were
+                // written above, with ours.
                 let lead = items
                     .iter()
                     .take_while(|i| matches!(i, SeqItem::Comment(_)))
                     .count();
-                for item in &items[..lead] {
-                    if let SeqItem::Comment(c) = item {
-                        self.comment_inline(c);
-                        self.pad(col);
-                    }
-                }
                 self.out.push_str("- ");
                 let mut first = true;
                 for item in &items[lead..] {
                     match item {
                         SeqItem::Comment(c) => self.comment(c, inner),
-                        SeqItem::Value(v) => {
-                            if !first {
-                                self.pad(inner);
-                            }
+                        SeqItem::Value(v) if first => {
                             first = false;
+                            self.seq_value_body(v, inner);
+                        }
+                        SeqItem::Value(v) => {
+                            self.pad(inner);
                             self.seq_value(v, inner);
                         }
                     }
@@ -670,13 +670,47 @@ impl Writer<'_> {
     }
 }
 
+/// The comments that lead `value` written as a sequence item: they go above its dash. A
+/// sequence's first item shares that dash's line (`- - a`), so its leading comments go there too
+/// (where a parser reads them back).
+fn lead_comments(value: &Node) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut v = value;
+    loop {
+        match v {
+            Node::Map(items) => {
+                out.extend(items.iter().map_while(|i| match i {
+                    MapItem::Comment(c) => Some(c.as_str()),
+                    MapItem::Entry(..) => None,
+                }));
+                return out;
+            }
+            Node::Seq(items) => {
+                let mut next = None;
+                for item in items {
+                    match item {
+                        SeqItem::Comment(c) => out.push(c.as_str()),
+                        SeqItem::Value(first) => {
+                            next = Some(first);
+                            break;
+                        }
+                    }
+                }
+                match next {
+                    Some(first) => v = first,
+                    None => return out,
+                }
+            }
+            Node::Scalar(_) => return out,
+        }
+    }
+}
+
 /// Multi-line strings are written as literal blocks when every character survives one.
 fn block_literal_ok(s: &str) -> bool {
     s.contains('\n')
         && !s.starts_with('\n')
-        && !s
-            .chars()
-            .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{feff}')
+        && !s.chars().any(|c| c != '\n' && c != '\t' && needs_escape(c))
         && !s.split('\n').any(|l| l.ends_with(' ') || l.ends_with('\t'))
         && !s.starts_with('\t')
 }
@@ -782,11 +816,30 @@ mod tests {
             "- dash",
             "é ü 日本",
             "\u{1}ctl",
+            "non\u{fffe}character",
+            "line\u{2028}separator\nand more",
         ] {
             let doc = Document::new(Node::Map(vec![MapItem::Entry("k".into(), Node::string(s))]));
             let text = emit(std::slice::from_ref(&doc), 2);
             let back = parse(&text).unwrap();
             assert_eq!(back[0].root.get("k").unwrap().as_str(), Some(s), "{text}");
         }
+    }
+
+    #[test]
+    fn comments_leading_a_nested_sequence_item_go_above_the_shared_dash() {
+        // Found by the emit/parse/emit property: a map with a leading comment, first item of a
+        // sequence that is itself the first item of a sequence.
+        let inner = Node::Map(vec![
+            MapItem::Comment(" c".into()),
+            MapItem::Entry("k".into(), Node::string("v")),
+        ]);
+        let doc = Document::new(Node::Map(vec![MapItem::Entry(
+            "a".into(),
+            Node::Seq(vec![SeqItem::Value(Node::Seq(vec![SeqItem::Value(inner)]))]),
+        )]));
+        let text = emit(std::slice::from_ref(&doc), 2);
+        assert_eq!(text, "a:\n  # c\n  - - k: v\n");
+        assert_eq!(round(&text), text);
     }
 }
