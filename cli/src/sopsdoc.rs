@@ -513,7 +513,7 @@ pub fn unseal(bytes: &[u8], ids: &[Identity], string_data: bool) -> Result<Zeroi
 /// SOPS AgeSecret `key` is a data key; in other documents a dotted path.
 pub fn set(bytes: &[u8], key: &str, value: Option<&[u8]>, ids: &[Identity]) -> Result<String> {
     let (format, _, file) = open(bytes, ids)?;
-    let mut plain: Vec<Document> = file.plaintext().to_vec();
+    let mut plain: Zeroizing<Vec<Document>> = Zeroizing::new(file.plaintext().to_vec());
     if plain.len() != 1 {
         return Err(user(format!(
             "the file holds {} documents; set and unset change files with one",
@@ -627,12 +627,12 @@ pub fn reencrypt(
     let (format, _, mut file) = open(bytes, ids)?;
     // a SOPS AgeSecret edited by hand may have lost its sorted key order (which the MAC needs to
     // survive the API server): sort and encrypt again under the same data key first
-    let mut sorted = file.plaintext().to_vec();
+    let mut sorted = Zeroizing::new(file.plaintext().to_vec());
     let mut resorted = false;
     for doc in sorted.iter_mut().filter(|d| kind(d) == Some("AgeSecret")) {
-        let before = doc.clone();
+        let before = Zeroizing::new(doc.clone());
         doc.root.sort_keys();
-        resorted |= *doc != before;
+        resorted |= *doc != *before;
     }
     let mut resealed = None;
     if resorted {

@@ -93,7 +93,7 @@ fn reseal_keeps_unchanged_ciphertext() {
     let data_after = out[0].root.get("data").unwrap();
     assert_eq!(data_before.get("username"), data_after.get("username"));
     assert_ne!(data_before.get("password"), data_after.get("password"));
-    assert_eq!(decrypt(&out, &ids).unwrap(), plain);
+    assert_eq!(*decrypt(&out, &ids).unwrap(), plain);
 }
 
 /// sops 3.11 reads every JSON number as a float (`8080` comes back typed `float`): compare

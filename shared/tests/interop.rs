@@ -260,7 +260,7 @@ fn sops_shamir_key_groups_kage_decrypts() {
     .stdout;
     let docs = parse(&enc, Format::Yaml).unwrap();
     let got = decrypt(&docs, &[identity("sops/key.txt"), identity("sops/g2.txt")]).unwrap();
-    assert_eq!(got, parse(&plain, Format::Yaml).unwrap());
+    assert_eq!(*got, parse(&plain, Format::Yaml).unwrap());
 }
 
 #[test]

@@ -262,6 +262,43 @@ impl Node {
     }
 }
 
+impl zeroize::Zeroize for Node {
+    /// Overwrite every scalar string and comment (a tree that held plaintext, before it is
+    /// dropped); other scalars become null. Keys stay: they are in clear in SOPS files too.
+    fn zeroize(&mut self) {
+        match self {
+            Node::Map(items) => {
+                for item in items {
+                    match item {
+                        MapItem::Entry(_, v) => v.zeroize(),
+                        MapItem::Comment(c) => c.zeroize(),
+                    }
+                }
+            }
+            Node::Seq(items) => {
+                for item in items {
+                    match item {
+                        SeqItem::Value(v) => v.zeroize(),
+                        SeqItem::Comment(c) => c.zeroize(),
+                    }
+                }
+            }
+            Node::Scalar(s) => {
+                if let Scalar::Str(t) | Scalar::Time(t) = s {
+                    t.zeroize();
+                }
+                *s = Scalar::Null;
+            }
+        }
+    }
+}
+
+impl zeroize::Zeroize for Document {
+    fn zeroize(&mut self) {
+        self.root.zeroize();
+    }
+}
+
 /// One document: a YAML document or a JSON file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {

@@ -842,4 +842,19 @@ mod tests {
         assert_eq!(text, "a:\n  # c\n  - - k: v\n");
         assert_eq!(round(&text), text);
     }
+
+    #[test]
+    fn zeroize_wipes_every_value_and_comment() {
+        use zeroize::Zeroize;
+        let mut docs = parse(
+            "# secret note\na: hunter2\nb: [x, 2, 2001-12-14t21:59:43.10-05:00]\nc: {d: true}\n",
+        )
+        .unwrap();
+        docs.iter_mut().for_each(Zeroize::zeroize);
+        let text = emit(&docs, 2);
+        for leaked in ["secret", "hunter2", "x", "2001", "true"] {
+            assert!(!text.contains(leaked), "{leaked} left in {text}");
+        }
+        assert!(text.contains("a: null"), "{text}");
+    }
 }

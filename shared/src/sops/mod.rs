@@ -235,13 +235,20 @@ fn seal_with(
 }
 
 /// A decrypted SOPS file: the plaintext, plus what is needed to write it back with minimal
-/// changes (same data key, unchanged values byte-identical).
+/// changes (same data key, unchanged values byte-identical). The plaintext is wiped on drop.
 pub struct SopsFile {
     metadata: Metadata,
     key: DataKey,
     nonces: walk::NonceCache,
     encrypted: Vec<Document>,
     plaintext: Vec<Document>,
+}
+
+impl Drop for SopsFile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.plaintext.zeroize();
+    }
 }
 
 impl SopsFile {
@@ -375,9 +382,10 @@ impl SopsFile {
     }
 }
 
-/// Decrypt SOPS documents (MAC verified).
-pub fn decrypt(docs: &[Document], identities: &[Identity]) -> Result<Vec<Document>> {
-    SopsFile::open(docs, identities).map(|f| f.plaintext)
+/// Decrypt SOPS documents (MAC verified); the plaintext is wiped when dropped.
+pub fn decrypt(docs: &[Document], identities: &[Identity]) -> Result<Zeroizing<Vec<Document>>> {
+    let mut file = SopsFile::open(docs, identities)?;
+    Ok(Zeroizing::new(std::mem::take(&mut file.plaintext)))
 }
 
 /// The age recipients of each key group, read without decrypting.
