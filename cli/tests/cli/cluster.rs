@@ -1,10 +1,10 @@
-//! The cluster commands against `kage-testcluster` (the in-memory Kubernetes API server).
-//!
-//! The `controller` branch could not be merged here (Cargo.toml conflicts outside cli/), so the
-//! controller's side is played by the test: it writes the key Secrets and the `kage-public-keys`
-//! ConfigMap in the documented shapes (docs/controller.md), answers a rotation request like the
-//! controller, and serves canned `/v1/verify` and `/v1/reencrypt` answers behind the service
-//! proxy. What is tested is the CLI's side of each contract.
+//! The cluster commands against `kage-testcluster` (the in-memory Kubernetes API server), with
+//! the controller's side scripted by the test: it writes the key Secrets and the
+//! `kage-public-keys` ConfigMap in the documented shapes (docs/controller.md), answers a rotation
+//! request, and serves canned `/v1/verify` and `/v1/reencrypt` answers behind the service proxy.
+//! That pins the CLI's side of each contract, including answers the real controller rarely gives
+//! (refusals, timeouts, odd key sets). The same commands against the real `kage-controller` are
+//! in `controller/tests/cli.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
