@@ -147,6 +147,30 @@ fn refuse_ciphertext(text: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// The Secret as it will be sealed: `--name`/`--namespace`/`--type` applied (each fills what the
+/// manifest lacks and refuses a different value), then checked.
+pub fn prepare(
+    secret: &mut Secret,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    secret_type: Option<&str>,
+) -> Result<()> {
+    apply_overrides(secret, name, namespace)?;
+    if let Some(t) = secret_type {
+        match &secret.secret_type {
+            Some(cur) if cur != t => {
+                return Err(user(format!(
+                    "--type {t} conflicts with type {cur} in the manifest"
+                ))
+                .exit(Exit::Usage)
+                .into());
+            }
+            _ => secret.secret_type = Some(t.to_string()),
+        }
+    }
+    validate(secret)
+}
+
 /// Applies `--name`/`--namespace`: fills what the manifest lacks, refuses a different value.
 pub fn apply_overrides(
     secret: &mut Secret,

@@ -159,22 +159,9 @@ pub fn seal_bytes(
     emit_sops(&enc, format)
 }
 
-/// Applies `--name`/`--namespace` and checks the Secret.
+/// Applies `--name`/`--namespace`/`--type` and checks the Secret.
 fn overridden(mut s: Secret, so: &SopsSealOptions<'_>) -> Result<Secret> {
-    manifest::apply_overrides(&mut s, so.name, so.namespace)?;
-    if let Some(t) = so.secret_type {
-        match &s.secret_type {
-            Some(cur) if cur != t => {
-                return Err(user(format!(
-                    "--type {t} conflicts with type {cur} in the manifest"
-                ))
-                .exit(Exit::Usage)
-                .into());
-            }
-            _ => s.secret_type = Some(t.to_string()),
-        }
-    }
-    manifest::validate(&s)?;
+    manifest::prepare(&mut s, so.name, so.namespace, so.secret_type)?;
     Ok(s)
 }
 

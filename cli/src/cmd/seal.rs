@@ -136,21 +136,17 @@ pub fn run(mut args: SealArgs, global: &Global) -> Result<Exit> {
     if args.cluster {
         // The cluster's active keys replace .kage.yaml's recipients (like -r); with --env, that
         // environment's extraRecipients are added.
-        let config = match &args.recipients.env {
-            Some(_) => Some(crate::config::Config::require(global.config.as_deref())?),
-            None => None,
-        };
-        let env = match (&config, &args.recipients.env) {
-            (Some(c), Some(name)) => Some(c.env(name)?),
-            _ => None,
-        };
-        let cluster = crate::cluster::connect_env(&args.cluster_args, env)?;
+        let env = crate::config::Config::named_env(
+            global.config.as_deref(),
+            args.recipients.env.as_deref(),
+        )?;
+        let cluster = crate::cluster::connect_env(&args.cluster_args, env.as_ref())?;
         let keys = crate::cluster::ClusterAccess::public_keys(&cluster)?;
         let mut rs: Vec<String> = crate::cluster::active_recipients(&keys)?
             .iter()
             .map(|r| r.as_str().to_string())
             .collect();
-        if let Some(e) = env {
+        if let Some(e) = &env {
             rs.extend(e.extra_recipients.iter().cloned());
         }
         args.recipients.recipients = rs;
@@ -279,20 +275,12 @@ fn clone_secret(s: &Secret) -> Secret {
 
 /// Overrides applied and checks passed: the Secret as it will be sealed.
 fn cfg_secret(cfg: &Config, mut s: Secret) -> Result<Secret> {
-    manifest::apply_overrides(&mut s, cfg.name.as_deref(), cfg.namespace.as_deref())?;
-    if let Some(t) = &cfg.secret_type {
-        match &s.secret_type {
-            Some(cur) if cur != t => {
-                return Err(user(format!(
-                    "--type {t} conflicts with type {cur} in the manifest"
-                ))
-                .exit(Exit::Usage)
-                .into());
-            }
-            _ => s.secret_type = Some(t.clone()),
-        }
-    }
-    manifest::validate(&s)?;
+    manifest::prepare(
+        &mut s,
+        cfg.name.as_deref(),
+        cfg.namespace.as_deref(),
+        cfg.secret_type.as_deref(),
+    )?;
     Ok(s)
 }
 
