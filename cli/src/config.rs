@@ -84,6 +84,14 @@ impl Config {
         Ok(None)
     }
 
+    /// Environment `name` of .kage.yaml (which must then exist); `None` when no name is given.
+    pub fn named_env(explicit: Option<&Path>, name: Option<&str>) -> Result<Option<Environment>> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        Ok(Some(Config::require(explicit)?.env(name)?.clone()))
+    }
+
     /// Like [`Config::find`], but a missing file is an error.
     pub fn require(explicit: Option<&Path>) -> Result<Config> {
         Config::find(explicit)?.ok_or_else(|| {

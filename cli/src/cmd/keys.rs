@@ -53,15 +53,9 @@ pub fn run_list(args: KeysListArgs, global: &Global) -> Result<Exit> {
 /// Runs `kage keys fetch`.
 pub fn run_fetch(args: KeysFetchArgs, global: &Global) -> Result<Exit> {
     // With --write-env, that environment's `cluster:` says which cluster to ask.
-    let config = match &args.write_env {
-        Some(_) => crate::config::Config::find(global.config.as_deref())?,
-        None => None,
-    };
-    let env = match (&config, &args.write_env) {
-        (Some(c), Some(name)) => Some(c.env(name)?),
-        _ => None,
-    };
-    let cluster = crate::cluster::connect_env(&args.cluster, env)?;
+    let env =
+        crate::config::Config::named_env(global.config.as_deref(), args.write_env.as_deref())?;
+    let cluster = crate::cluster::connect_env(&args.cluster, env.as_ref())?;
     fetch(&cluster, args.write_env.as_deref(), global)
 }
 

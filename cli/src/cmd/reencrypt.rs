@@ -41,7 +41,7 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
         )?;
         for (env, files) in &groups {
             let cluster = crate::cluster::connect_env(&args.cluster, *env)?;
-            run_cluster(&cluster, files, &args, global)?;
+            run_cluster(&cluster, files, *env)?;
         }
         return Ok(Exit::Ok);
     }
@@ -101,27 +101,18 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// `kage reencrypt` through the controller's `/v1/reencrypt`: each file is re-sealed to the
-/// cluster's current key plus its environment's extraRecipients; a sealed file keeps the
-/// ciphertext of values already sealed to exactly those keys and its own layout.
+/// `kage reencrypt` through the controller's `/v1/reencrypt`: the `files` of environment `env`
+/// are re-sealed to the cluster's current key plus the environment's extraRecipients; a sealed
+/// file keeps the ciphertext of values already sealed to exactly those keys and its own layout.
 pub fn run_cluster(
     cluster: &dyn crate::cluster::ClusterAccess,
     files: &[PathBuf],
-    args: &ReencryptArgs,
-    global: &Global,
+    env: Option<&crate::config::Environment>,
 ) -> Result<Exit> {
     let keys = cluster.public_keys()?;
     let current = crate::cluster::active_recipients(&keys)?.remove(0);
-    let config = crate::config::Config::find(global.config.as_deref())?;
+    let extra: &[String] = env.map_or(&[], |e| &e.extra_recipients);
     for file in files {
-        let extra: Vec<String> = match (&config, &args.recipients.env) {
-            (Some(c), Some(n)) => c.env(n)?.extra_recipients.clone(),
-            (Some(c), None) => c
-                .env_for_path(file)
-                .map(|e| e.extra_recipients.clone())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
         let mut want: Vec<Kid> = std::iter::once(current.kid())
             .chain(extra.iter().filter_map(|r| {
                 r.parse::<kage_core::keys::Recipient>()
@@ -186,7 +177,11 @@ pub fn run_cluster(
             Some((mut ags, format)) => {
                 let (_, docs) = crate::raw::parse_docs(&answer.body).with_context(ctx)?;
                 let [doc] = docs.as_slice() else {
-                    return Err(crate::exit::user("the controller answered no AgeSecret").into());
+                    return Err(crate::exit::user(format!(
+                        "{}: the controller answered no AgeSecret",
+                        file.display()
+                    ))
+                    .into());
                 };
                 let new = crate::agesecret::AgeSecret::from_raw(doc).with_context(ctx)?;
                 let mut n = 0;
@@ -208,10 +203,17 @@ pub fn run_cluster(
                 tree::emit(&[ags.to_node()], format)
             }
             None => {
-                let v: serde_json::Value = serde_json::from_slice(&answer.body)
-                    .map_err(|e| crate::exit::user(format!("the controller's answer: {e}")))?;
+                let v: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
+                    crate::exit::user(format!(
+                        "{}: the controller's answer is not JSON: {e}",
+                        file.display()
+                    ))
+                })?;
                 let metadata = v.get("sops").ok_or_else(|| {
-                    crate::exit::user("the controller's answer has no sops metadata")
+                    crate::exit::user(format!(
+                        "{}: the controller's answer has no sops metadata",
+                        file.display()
+                    ))
                 })?;
                 let text = sopsdoc::replace_metadata(&bytes, metadata).with_context(ctx)?;
                 eprintln!("{}: re-encrypted by the controller", file.display());
