@@ -181,6 +181,14 @@ impl Context {
         self.metrics.refresh_objects(all.iter().map(|a| a.as_ref()));
     }
 
+    /// A success ends the object's run of errors (and so its backoff).
+    fn clear_errors(&self, oref: &ObjectRef<AgeSecret>) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(oref);
+    }
+
     fn key_failures_in(&self, namespace: Option<&str>) -> Vec<ObjectRef<AgeSecret>> {
         self.key_failures
             .lock()
@@ -224,6 +232,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     {
         wipe_secret(existing);
         debug!("Secret unchanged since kage wrote it");
+        ctx.clear_errors(&oref);
         return Ok(Action::requeue(REQUEUE_READY));
     }
     let keys = ctx.keys.get();
@@ -244,7 +253,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     Span::current().record("reason", plan.reason.as_str());
 
     let events = plan_events(&plan);
-    let written = perform(&ctx, &ags, &secrets, &name, &namespace, plan.secret).await?;
+    let written = perform(&ags, &secrets, &name, &namespace, plan.secret).await?;
     if let Some(w) = written {
         ctx.own_writes.record(&w, generation, ring_version);
         wipe_secret(Some(w));
@@ -266,10 +275,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     }
     publish_events(&ctx, &ags, &events).await;
 
-    ctx.errors
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&oref);
+    ctx.clear_errors(&oref);
     {
         let mut kf = ctx.key_failures.lock().unwrap_or_else(|e| e.into_inner());
         if plan.reason.key_dependent() {
@@ -306,7 +312,6 @@ fn plan_events(plan: &Plan) -> Vec<Event> {
 
 /// Write what the plan says; returns the Secret as the API server stored it (the caller wipes it).
 async fn perform(
-    _ctx: &Context,
     ags: &AgeSecret,
     secrets: &Api<Secret>,
     name: &str,

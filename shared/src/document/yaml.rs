@@ -670,9 +670,10 @@ impl Writer<'_> {
     }
 }
 
-/// The comments that lead `value` written as a sequence item: they go above its dash. A
-/// sequence's first item shares that dash's line (`- - a`), so its leading comments go there too
-/// (where a parser reads them back).
+/// The comments that lead `value` written as a sequence item: they go above its dash (the same
+/// place for sops, whose comment paths leave out sequence indices). A sequence's first item shares
+/// that dash's line (`- - a`), so its leading comments go there too (where a parser reads them
+/// back).
 fn lead_comments(value: &Node) -> Vec<&str> {
     let mut out = Vec::new();
     let mut v = value;
