@@ -39,9 +39,15 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
             args.recipients.env.as_deref(),
             &args.files,
         )?;
+        // Nothing is written until every file was answered: a refusal leaves all files as they were.
+        let mut rewrites = Vec::new();
         for (env, files) in &groups {
             let cluster = crate::cluster::connect_env(&args.cluster, *env)?;
-            run_cluster(&cluster, files, *env)?;
+            rewrites.extend(run_cluster(&cluster, files, *env)?);
+        }
+        for (file, text, note) in rewrites {
+            write_atomic(&file, text.as_bytes(), Sensitivity::Public)?;
+            eprintln!("{}: {note}", file.display());
         }
         return Ok(Exit::Ok);
     }
@@ -104,11 +110,13 @@ pub fn run(args: ReencryptArgs, global: &Global) -> Result<Exit> {
 /// `kage reencrypt` through the controller's `/v1/reencrypt`: the `files` of environment `env`
 /// are re-sealed to the cluster's current key plus the environment's extraRecipients; a sealed
 /// file keeps the ciphertext of values already sealed to exactly those keys and its own layout.
+/// Returns what to write (file, new text, what happened); files already current are left out.
 pub fn run_cluster(
     cluster: &dyn crate::cluster::ClusterAccess,
     files: &[PathBuf],
     env: Option<&crate::config::Environment>,
-) -> Result<Exit> {
+) -> Result<Vec<(PathBuf, String, String)>> {
+    let mut rewrites = Vec::new();
     let keys = cluster.public_keys()?;
     let current = crate::cluster::active_recipients(&keys)?.remove(0);
     let extra: &[String] = env.map_or(&[], |e| &e.extra_recipients);
@@ -173,7 +181,7 @@ pub fn run_cluster(
             .exit(code)
             .into());
         }
-        let text = match sealed_form {
+        let (text, note) = match sealed_form {
             Some((mut ags, format)) => {
                 let (_, docs) = crate::raw::parse_docs(&answer.body).with_context(ctx)?;
                 let [doc] = docs.as_slice() else {
@@ -196,11 +204,10 @@ pub fn run_cluster(
                         n += 1;
                     }
                 }
-                eprintln!(
-                    "{}: re-encrypted by the controller ({n} value(s))",
-                    file.display()
-                );
-                tree::emit(&[ags.to_node()], format)
+                (
+                    tree::emit(&[ags.to_node()], format),
+                    format!("re-encrypted by the controller ({n} value(s))"),
+                )
             }
             None => {
                 let v: serde_json::Value = serde_json::from_slice(&answer.body).map_err(|e| {
@@ -216,11 +223,10 @@ pub fn run_cluster(
                     ))
                 })?;
                 let text = sopsdoc::replace_metadata(&bytes, metadata).with_context(ctx)?;
-                eprintln!("{}: re-encrypted by the controller", file.display());
-                text
+                (text, "re-encrypted by the controller".to_string())
             }
         };
-        write_atomic(file, text.as_bytes(), Sensitivity::Public)?;
+        rewrites.push((file.clone(), text, note));
     }
-    Ok(Exit::Ok)
+    Ok(rewrites)
 }

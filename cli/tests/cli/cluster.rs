@@ -705,3 +705,67 @@ fn reencrypt_through_the_controller_writes_the_new_values_back() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert_eq!(d.read("prod/db.yaml"), after);
 }
+
+#[test]
+fn reencrypt_through_the_controller_writes_nothing_when_one_file_is_refused() {
+    let w = World::new();
+    let d = Dir::new();
+    let old = d.keygen("old.txt");
+    d.kage(&["keygen", "-o", "new.txt"]).run().ok();
+    w.add_key(&d.read("new.txt"), "2026-11-05T00:00:00Z");
+    for name in ["a", "b"] {
+        d.write(
+            &format!("{name}.in.yaml"),
+            crate::harness::secret_yaml(name, "prod"),
+        );
+        d.kage(&[
+            "seal",
+            &format!("{name}.in.yaml"),
+            "-r",
+            &old,
+            "-o",
+            &format!("{name}.yaml"),
+        ])
+        .run()
+        .ok();
+    }
+    // The "controller" answers a and refuses b.
+    fake_controller(
+        &w,
+        json!({}),
+        Arc::new(|body: &[u8]| {
+            let req: serde_json::Value = serde_json::from_slice(body).unwrap();
+            if req["ageSecret"]["metadata"]["name"] == "b" {
+                let refusal = json!({"ok": false, "reason": "DecryptFailed", "message": "password: authentication failed"});
+                (422, refusal.to_string().into_bytes())
+            } else {
+                // A changed answer for a: written, were b not refused.
+                let mut ags = req["ageSecret"].clone();
+                for v in ags["spec"]["encryptedData"]
+                    .as_object_mut()
+                    .unwrap()
+                    .values_mut()
+                {
+                    *v = json!("kage:v1:0000000000000000:AAAA");
+                }
+                (200, ags.to_string().into_bytes())
+            }
+        }),
+    );
+    let (a, b) = (d.read("a.yaml"), d.read("b.yaml"));
+    let err = w
+        .kage(&d, &["reencrypt", "a.yaml", "b.yaml"])
+        .run()
+        .fails(4);
+    assert!(
+        err.contains("b.yaml: the controller refused to re-encrypt"),
+        "{err}"
+    );
+    assert!(!err.contains("a.yaml: re-encrypted"), "{err}");
+    assert_eq!(
+        d.read("a.yaml"),
+        a,
+        "a.yaml written although b.yaml was refused"
+    );
+    assert_eq!(d.read("b.yaml"), b);
+}
