@@ -568,10 +568,7 @@ fn validate_cluster_reports_the_controllers_answer() {
     let w = World::new();
     let d = Dir::new();
     let r = d.keygen("k1.txt");
-    d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
-    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"])
-        .run()
-        .ok();
+    d.seal_secret("db", "prod", &r, "db.yaml");
     let seen = fake_controller(
         &w,
         json!({"ok": false, "reason": "DecryptFailed", "message": "password: authentication failed", "form": "sealed", "keyIds": [kid_of(&r)], "keys": ["password"]}),
@@ -597,10 +594,7 @@ fn validate_cluster_ok() {
     let w = World::new();
     let d = Dir::new();
     let r = d.keygen("k1.txt");
-    d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
-    d.kage(&["seal", "s.yaml", "-r", &r, "-o", "db.yaml"])
-        .run()
-        .ok();
+    d.seal_secret("db", "prod", &r, "db.yaml");
     fake_controller(
         &w,
         json!({"ok": true, "reason": "Decrypted", "message": "", "form": "sealed", "keyIds": [kid_of(&r)], "keys": ["password"]}),
@@ -714,20 +708,7 @@ fn reencrypt_through_the_controller_writes_nothing_when_one_file_is_refused() {
     d.kage(&["keygen", "-o", "new.txt"]).run().ok();
     w.add_key(&d.read("new.txt"), "2026-11-05T00:00:00Z");
     for name in ["a", "b"] {
-        d.write(
-            &format!("{name}.in.yaml"),
-            crate::harness::secret_yaml(name, "prod"),
-        );
-        d.kage(&[
-            "seal",
-            &format!("{name}.in.yaml"),
-            "-r",
-            &old,
-            "-o",
-            &format!("{name}.yaml"),
-        ])
-        .run()
-        .ok();
+        d.seal_secret(name, "prod", &old, &format!("{name}.yaml"));
     }
     // The "controller" answers a and refuses b.
     fake_controller(

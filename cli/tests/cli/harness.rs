@@ -151,6 +151,15 @@ impl Dir {
         self.kage(&["keygen", "-o", rel]).run().ok();
         recipient_of(&self.read(rel))
     }
+
+    /// Seals Secret `namespace/name` (from [`secret_yaml`]) to `recipient` into `out`.
+    pub fn seal_secret(&self, name: &str, namespace: &str, recipient: &str, out: &str) {
+        let input = format!("{name}.in.yaml");
+        self.write(&input, secret_yaml(name, namespace));
+        self.kage(&["seal", &input, "-r", recipient, "-o", out])
+            .run()
+            .ok();
+    }
 }
 
 /// The `# public key:` of an identity file.
