@@ -21,8 +21,7 @@ use crate::exit::{Exit, UserError, user};
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "kage-public-keys";
 /// The controller's Service and its API port name.
 pub const SERVICE: &str = "kage-controller:http";
-/// Label of the key Secrets.
-pub const KEY_LABEL: &str = "kage.dev/key";
+pub use kage_core::keysecret::KEY_LABEL;
 /// Annotation requesting a rotation.
 pub const ROTATE_ANNOTATION: &str = "kage.dev/rotate";
 
@@ -348,6 +347,66 @@ pub fn parse_recipients_txt(text: &str) -> Vec<PublicKey> {
     out
 }
 
+impl KubeCluster {
+    /// The ring authentication key of the cluster's key ring, created when the controller has
+    /// not made one yet (a restore into a new cluster).
+    fn ring_auth_key(&self) -> Result<kage_core::keysecret::RingAuthKey> {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::core::v1::Secret;
+        use kage_core::keysecret::{AUTH_DATA, AUTH_SECRET, RingAuthKey};
+        let api = self.secrets()?;
+        let read = |s: Secret| -> Result<RingAuthKey> {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get(AUTH_DATA))
+                .and_then(|b| RingAuthKey::from_bytes(&b.0))
+                .ok_or_else(|| {
+                    cluster_err(format!(
+                        "Secret {}/{AUTH_SECRET} has no 32-byte {AUTH_DATA}",
+                        self.loc.namespace
+                    ))
+                    .hint("restore it from a backup of the namespace, or delete it and every key Secret's kage.dev/key-auth annotation before restoring")
+                    .into()
+                })
+        };
+        if let Some(s) = self.run(
+            "reading the ring authentication key",
+            api.get_opt(AUTH_SECRET),
+        )? {
+            return read(s);
+        }
+        let key = RingAuthKey::generate(&mut rand::rngs::OsRng);
+        let mut secret = Secret {
+            type_: Some("Opaque".into()),
+            data: Some(BTreeMap::from([(
+                AUTH_DATA.to_string(),
+                ByteString(key.as_bytes().to_vec()),
+            )])),
+            ..Default::default()
+        };
+        secret.metadata.name = Some(AUTH_SECRET.into());
+        secret.metadata.namespace = Some(self.loc.namespace.clone());
+        secret.metadata.labels = Some(BTreeMap::from([(
+            "app.kubernetes.io/part-of".to_string(),
+            "kage".to_string(),
+        )]));
+        let pp = kube::api::PostParams::default();
+        let fut = api.create(&pp, &secret);
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(self.loc.timeout, fut).await })
+        {
+            Ok(Ok(_)) => Ok(key),
+            // The controller was first: use its key.
+            Ok(Err(kube::Error::Api(s))) if s.code == 409 => {
+                read(self.run("reading the ring authentication key", api.get(AUTH_SECRET))?)
+            }
+            Ok(Err(e)) => Err(self.explain("creating the ring authentication key", e)),
+            Err(_) => Err(cluster_err("creating the ring authentication key: timed out").into()),
+        }
+    }
+}
+
 impl ClusterAccess for KubeCluster {
     fn namespace(&self) -> &str {
         &self.loc.namespace
@@ -451,7 +510,16 @@ impl ClusterAccess for KubeCluster {
     fn create_key_secret(&self, key: &KeySecret) -> Result<Created> {
         use k8s_openapi::ByteString;
         use k8s_openapi::api::core::v1::Secret;
+        use kage_core::keysecret::AUTH_ANNOTATION;
         let api = self.secrets()?;
+        // The controller trusts only key Secrets authenticated under its ring's key
+        // (docs/security.md, "Key injection"): authenticate this one for this cluster, whatever
+        // the backup carried from the cluster it came from.
+        let identities = kage_core::keys::parse_identity_file(&key.key_txt)
+            .map_err(|e| user(format!("key {}: {e}", key.kid())))?;
+        let auth_tag =
+            self.ring_auth_key()?
+                .authenticate(&self.loc.namespace, &key.name, &identities);
         if let Some(existing) = self.run("reading a key Secret", api.get_opt(&key.name))? {
             let same = existing
                 .data
@@ -459,6 +527,23 @@ impl ClusterAccess for KubeCluster {
                 .and_then(|d| d.get("key.txt"))
                 .is_some_and(|b| b.0 == key.key_txt.as_bytes());
             if same {
+                let tagged = existing
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(AUTH_ANNOTATION))
+                    .is_some_and(|t| *t == auth_tag);
+                if !tagged {
+                    let patch = serde_json::json!({"metadata": {"annotations": {AUTH_ANNOTATION: auth_tag}}});
+                    self.run(
+                        "authenticating a key Secret",
+                        api.patch(
+                            &key.name,
+                            &kube::api::PatchParams::default(),
+                            &kube::api::Patch::Merge(&patch),
+                        ),
+                    )?;
+                }
                 return Ok(Created::Unchanged);
             }
             return Err(user(format!(
@@ -475,7 +560,9 @@ impl ClusterAccess for KubeCluster {
         secret.metadata.name = Some(key.name.clone());
         secret.metadata.namespace = Some(self.loc.namespace.clone());
         secret.metadata.labels = Some(key.labels.clone());
-        secret.metadata.annotations = Some(key.annotations.clone());
+        let mut annotations = key.annotations.clone();
+        annotations.insert(AUTH_ANNOTATION.into(), auth_tag);
+        secret.metadata.annotations = Some(annotations);
         secret.data = Some(BTreeMap::from([(
             "key.txt".to_string(),
             ByteString(key.key_txt.as_bytes().to_vec()),

@@ -107,6 +107,9 @@ pub fn secret_from_raw(doc: &RawDoc) -> Result<Secret> {
         secret.labels = strings(&meta.labels);
         secret.annotations = strings(&meta.annotations);
         secret.annotations.remove(LAST_APPLIED);
+        // The controller's own marker on the Secrets it writes (kept when a decrypted Secret is
+        // read back); it sets it again itself.
+        secret.annotations.remove("kage.dev/managed");
         // managedFields, ownerReferences, uid, resourceVersion, creationTimestamp, generation,
         // selfLink, finalizers and status belong to one live object and are never read.
     }
@@ -263,6 +266,22 @@ pub fn validate(secret: &Secret) -> Result<()> {
     }
     if let Some(ns) = &secret.namespace {
         check_dns_label(ns, "metadata.namespace")?;
+    }
+    // The controller refuses these (docs/security.md, "Key injection"): say so at seal time.
+    for (field, keys) in [
+        ("labels", secret.labels.keys()),
+        ("annotations", secret.annotations.keys()),
+    ] {
+        if let Some(k) = keys
+            .into_iter()
+            .find(|k| kage_core::keysecret::is_reserved_metadata_key(k))
+        {
+            return Err(user(format!(
+                "metadata.{field}: {k:?} is in the kage.dev/ domain, which only kage itself writes"
+            ))
+            .hint("remove it; the controller refuses AgeSecrets whose template carries it")
+            .into());
+        }
     }
     let mut total = 0usize;
     for (k, v) in &secret.data {

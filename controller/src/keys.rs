@@ -12,8 +12,7 @@ use jiff::Timestamp;
 use kage_core::keys::{Identity, KeyRing, Kid, Recipient};
 use serde::Serialize;
 
-/// Label on key Secrets: `active` or `retired`.
-pub const KEY_LABEL: &str = "kage.dev/key";
+pub use kage_core::keysecret::{KEY_DATA, KEY_LABEL};
 /// Annotation on key Secrets: creation time (RFC 3339).
 pub const CREATED_ANNOTATION: &str = "kage.dev/created";
 /// Annotation on key Secrets: the key id (informative).
@@ -26,8 +25,6 @@ pub const ROTATION_TOKEN_ANNOTATION: &str = "kage.dev/rotation-token";
 /// (e.g. the current time) requests one rotation; only those who may patch ConfigMaps in the
 /// controller's namespace (admins) can set it.
 pub const ROTATE_ANNOTATION: &str = "kage.dev/rotate";
-/// Data key of the identity file in a key Secret (age-keygen format).
-pub const KEY_DATA: &str = "key.txt";
 /// Name of the ConfigMap with the public keys.
 pub const PUBLIC_KEYS_CONFIGMAP: &str = "kage-public-keys";
 /// Data key of the recipients file in the ConfigMap.

@@ -7,11 +7,12 @@
 //! A key Secret is `kage-key-<kid>`, type `Opaque`, labelled `kage.dev/key: active|retired`,
 //! with the identity in data key `key.txt` in age-keygen format, and annotations
 //! `kage.dev/created` (RFC 3339), `kage.dev/kid` and `kage.dev/recipient`. `kage keys restore`
-//! writes the same shape; any Secret in the namespace with the label is read.
+//! writes the same shape. A labelled Secret becomes a key only with a valid authenticator
+//! ([`crate::keytrust`]); the others are ignored and reported.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,7 +21,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kage_core::keys::{Identity, parse_identity_file};
+use kage_core::keysecret::{AUTH_ANNOTATION, RingAuthKey, Untrusted, key_secret_name};
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
@@ -32,6 +35,8 @@ use crate::keys::{
     KeyStatus, PUBLIC_KEYS_CONFIGMAP, RECIPIENT_ANNOTATION, RECIPIENTS_DATA, ROTATE_ANNOTATION,
     ROTATION_TOKEN_ANNOTATION,
 };
+use crate::keytrust::{self, RefusalReporter, Refused};
+use crate::metrics::Metrics;
 use crate::{Error, FIELD_MANAGER, Result};
 
 /// Label on every object kage itself owns in its namespace (keys, ConfigMap).
@@ -40,6 +45,7 @@ pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 /// The current key set, shared by the reconciler, the HTTP API and the metrics.
 pub struct KeyState {
     keys: RwLock<Arc<KeySet>>,
+    auth: OnceLock<RingAuthKey>,
     loaded: AtomicBool,
     version: watch::Sender<u64>,
 }
@@ -56,6 +62,7 @@ impl Default for KeyState {
     fn default() -> Self {
         KeyState {
             keys: RwLock::new(Arc::new(KeySet::default())),
+            auth: OnceLock::new(),
             loaded: AtomicBool::new(false),
             version: watch::channel(0).0,
         }
@@ -91,6 +98,17 @@ impl KeyState {
         changed
     }
 
+    /// The ring authentication key, once read (before the first [`KeyState::set`] of a
+    /// running controller).
+    pub fn auth(&self) -> Option<&RingAuthKey> {
+        self.auth.get()
+    }
+
+    /// Record the ring authentication key (the first one stays).
+    pub fn set_auth(&self, key: RingAuthKey) {
+        let _ = self.auth.set(key);
+    }
+
     /// Whether the key Secrets were listed at least once.
     pub fn loaded(&self) -> bool {
         self.loaded.load(Ordering::SeqCst)
@@ -108,9 +126,32 @@ impl KeyState {
     }
 }
 
-/// Read one key Secret. `None` when it is not a key Secret or cannot be read (logged without
-/// any key material).
-pub fn entries_from_secret(secret: &Secret) -> Vec<KeyEntry> {
+/// Why a labelled Secret gave no keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// Not a readable key Secret (logged without key material).
+    Malformed,
+    /// A readable key Secret the ring does not trust.
+    Untrusted(Untrusted),
+}
+
+/// The identities in a key Secret's `key.txt`; the error says what is wrong (no key material).
+pub fn identities_of(secret: &Secret) -> std::result::Result<Vec<Identity>, String> {
+    let data = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEY_DATA))
+        .ok_or_else(|| format!("has no {KEY_DATA}"))?;
+    let text = std::str::from_utf8(&data.0).map_err(|_| format!("{KEY_DATA} is not UTF-8"))?;
+    let text = Zeroizing::new(text.to_string());
+    parse_identity_file(&text).map_err(|e| format!("{KEY_DATA} does not parse: {e}"))
+}
+
+/// Read one key Secret: its keys when it is a well-formed key Secret that `auth` authenticates.
+pub fn entries_from_secret(
+    secret: &Secret,
+    auth: &RingAuthKey,
+) -> std::result::Result<Vec<KeyEntry>, Ignored> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let labels = secret.metadata.labels.as_ref();
     let Some(status) = labels
@@ -118,35 +159,33 @@ pub fn entries_from_secret(secret: &Secret) -> Vec<KeyEntry> {
         .and_then(|v| KeyStatus::from_label(v))
     else {
         warn!(secret = %name, "key Secret has no valid {KEY_LABEL} label (active|retired); ignored");
-        return Vec::new();
+        return Err(Ignored::Malformed);
     };
-    let Some(data) = secret.data.as_ref().and_then(|d| d.get(KEY_DATA)) else {
-        warn!(secret = %name, "key Secret has no {KEY_DATA}; ignored");
-        return Vec::new();
-    };
-    let Ok(text) = std::str::from_utf8(&data.0) else {
-        warn!(secret = %name, "key Secret's {KEY_DATA} is not UTF-8; ignored");
-        return Vec::new();
-    };
-    let text = Zeroizing::new(text.to_string());
-    let identities = match parse_identity_file(&text) {
+    let identities = match identities_of(secret) {
         Ok(ids) => ids,
-        Err(e) => {
-            warn!(secret = %name, error = %e, "key Secret's {KEY_DATA} does not parse; ignored");
-            return Vec::new();
+        Err(why) => {
+            warn!(secret = %name, "key Secret {why}; ignored");
+            return Err(Ignored::Malformed);
         }
     };
+    keytrust::check(auth, secret, &identities).map_err(Ignored::Untrusted)?;
     let annotations = secret.metadata.annotations.as_ref();
+    let comment_created = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEY_DATA))
+        .and_then(|b| std::str::from_utf8(&b.0).ok())
+        .and_then(created_comment);
     let created = annotations
         .and_then(|a| a.get(CREATED_ANNOTATION))
         .and_then(|v| v.parse::<Timestamp>().ok())
-        .or_else(|| created_comment(&text))
+        .or(comment_created)
         .or_else(|| secret.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(Timestamp::UNIX_EPOCH);
     let rotation_token = annotations
         .and_then(|a| a.get(ROTATION_TOKEN_ANNOTATION))
         .cloned();
-    identities
+    Ok(identities
         .into_iter()
         .map(|identity| KeyEntry {
             identity,
@@ -155,7 +194,7 @@ pub fn entries_from_secret(secret: &Secret) -> Vec<KeyEntry> {
             secret_name: name.clone(),
             rotation_token: rotation_token.clone(),
         })
-        .collect()
+        .collect())
 }
 
 /// The `# created: …` line age-keygen writes.
@@ -165,14 +204,16 @@ fn created_comment(text: &str) -> Option<Timestamp> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The Secret holding a freshly generated key.
+/// The Secret holding a freshly generated key, authenticated with `auth`.
 pub fn key_secret(
     namespace: &str,
     identity: &Identity,
     created: Timestamp,
     rotation_token: Option<&str>,
+    auth: &RingAuthKey,
 ) -> Secret {
     let kid = identity.kid();
+    let name = key_secret_name(&kid);
     let file = kage_core::keys::format_identity_file(identity, created);
     let mut annotations = BTreeMap::from([
         // Full precision: two keys created within one second still sort newest first.
@@ -186,9 +227,13 @@ pub fn key_secret(
     if let Some(t) = rotation_token {
         annotations.insert(ROTATION_TOKEN_ANNOTATION.to_string(), t.to_string());
     }
+    annotations.insert(
+        AUTH_ANNOTATION.to_string(),
+        auth.authenticate(namespace, &name, std::slice::from_ref(identity)),
+    );
     Secret {
         metadata: ObjectMeta {
-            name: Some(format!("kage-key-{kid}")),
+            name: Some(name),
             namespace: Some(namespace.to_string()),
             labels: Some(BTreeMap::from([
                 (
@@ -230,19 +275,37 @@ pub fn public_keys_configmap(namespace: &str, keys: &KeySet) -> Result<ConfigMap
     })
 }
 
-/// Rebuild the key set from the cached key Secrets.
-pub fn keyset_from_store(store: &Store<Secret>) -> KeySet {
-    KeySet::from_entries(
-        store
-            .state()
-            .iter()
-            .flat_map(|s| entries_from_secret(s))
-            .collect::<Vec<_>>(),
-    )
+/// Rebuild the key set from the cached key Secrets; also the labelled Secrets it refused.
+pub fn keyset_from_store(store: &Store<Secret>, auth: &RingAuthKey) -> (KeySet, Vec<Refused>) {
+    let mut entries = Vec::new();
+    let mut refused = Vec::new();
+    for secret in store.state() {
+        match entries_from_secret(&secret, auth) {
+            Ok(e) => entries.extend(e),
+            Err(Ignored::Malformed) => {}
+            Err(Ignored::Untrusted(why)) => refused.push(Refused {
+                name: secret.metadata.name.clone().unwrap_or_default(),
+                resource_version: secret.metadata.resource_version.clone().unwrap_or_default(),
+                why,
+            }),
+        }
+    }
+    refused.sort_by(|a, b| a.name.cmp(&b.name));
+    (KeySet::from_entries(entries), refused)
 }
 
-/// Watch the key Secrets of `namespace` and keep `state` current. Runs until the stream ends.
-pub async fn watch_keys(client: kube::Client, namespace: String, state: Arc<KeyState>) {
+/// Watch the key Secrets of `namespace` and keep `state` current. Reads (or creates) the ring
+/// authentication key first. Runs until the stream ends.
+pub async fn watch_keys(
+    client: kube::Client,
+    namespace: String,
+    state: Arc<KeyState>,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+) {
+    let auth = keytrust::ensure_auth_key(&client, &namespace).await;
+    state.set_auth(auth.clone());
+    let mut reporter = RefusalReporter::new(recorder, namespace.clone());
     let api: Api<Secret> = Api::namespaced(client, &namespace);
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().labels(KEY_LABEL))
@@ -261,7 +324,9 @@ pub async fn watch_keys(client: kube::Client, namespace: String, state: Arc<KeyS
             }
         }
         if ready {
-            let keys = keyset_from_store(&reader);
+            let (keys, refused) = keyset_from_store(&reader, &auth);
+            metrics.set_untrusted_key_secrets(refused.len());
+            reporter.report(&refused).await;
             let summary = keys.fingerprint();
             if state.set(keys) {
                 info!(keys = %summary, "key ring changed");
@@ -359,7 +424,10 @@ impl KeyManager {
             .then_some(token)
             .flatten()
             .map(str::trim);
-        let secret = key_secret(&self.namespace, &identity, Timestamp::now(), token);
+        let auth = self.state.auth().ok_or_else(|| {
+            Error::KeyRing("the ring authentication key is not loaded yet".into())
+        })?;
+        let secret = key_secret(&self.namespace, &identity, Timestamp::now(), token, auth);
         let name = secret.metadata.name.clone().unwrap_or_default();
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         match api
@@ -406,17 +474,26 @@ impl KeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn auth() -> RingAuthKey {
+        RingAuthKey::from_bytes(&[9; 32]).unwrap()
+    }
+
+    fn entries(s: &Secret) -> Vec<KeyEntry> {
+        entries_from_secret(s, &auth()).unwrap_or_default()
+    }
 
     #[test]
     fn key_secret_round_trips() {
         let id = Identity::generate();
         let created: Timestamp = "2026-11-28T10:00:00Z".parse().unwrap();
-        let s = key_secret("kage-system", &id, created, Some("t1"));
+        let s = key_secret("kage-system", &id, created, Some("t1"), &auth());
         assert_eq!(
             s.metadata.name.as_deref(),
             Some(format!("kage-key-{}", id.kid()).as_str())
         );
-        let entries = entries_from_secret(&s);
+        let entries = entries(&s);
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].identity.kid(), id.kid());
         assert_eq!(entries[0].created, created);
@@ -428,13 +505,17 @@ mod tests {
     }
 
     #[test]
-    fn restored_secret_without_annotations_uses_file_comment() {
+    fn restored_secret_without_created_annotation_uses_file_comment() {
         let id = Identity::generate();
         let created: Timestamp = "2025-01-02T03:04:05Z".parse().unwrap();
-        let mut s = key_secret("ns", &id, created, None);
-        s.metadata.annotations = None;
+        let mut s = key_secret("ns", &id, created, None, &auth());
+        s.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .retain(|k, _| k == AUTH_ANNOTATION);
         s.metadata.labels = Some([(KEY_LABEL.to_string(), "retired".to_string())].into());
-        let e = entries_from_secret(&s);
+        let e = entries(&s);
         assert_eq!(e[0].created, created);
         assert_eq!(e[0].status, KeyStatus::Retired);
     }
@@ -443,22 +524,118 @@ mod tests {
     fn bad_key_secrets_are_ignored() {
         let id = Identity::generate();
         let now = Timestamp::now();
-        let mut s = key_secret("ns", &id, now, None);
+        let mut s = key_secret("ns", &id, now, None, &auth());
         s.metadata.labels = Some([(KEY_LABEL.to_string(), "weird".to_string())].into());
-        assert!(entries_from_secret(&s).is_empty());
-        let mut s = key_secret("ns", &id, now, None);
+        assert_eq!(
+            entries_from_secret(&s, &auth()).err(),
+            Some(Ignored::Malformed)
+        );
+        let mut s = key_secret("ns", &id, now, None, &auth());
         s.data = Some([(KEY_DATA.to_string(), ByteString(b"garbage".to_vec()))].into());
-        assert!(entries_from_secret(&s).is_empty());
-        let mut s = key_secret("ns", &id, now, None);
+        assert_eq!(
+            entries_from_secret(&s, &auth()).err(),
+            Some(Ignored::Malformed)
+        );
+        let mut s = key_secret("ns", &id, now, None, &auth());
         s.data = None;
-        assert!(entries_from_secret(&s).is_empty());
+        assert_eq!(
+            entries_from_secret(&s, &auth()).err(),
+            Some(Ignored::Malformed)
+        );
+    }
+
+    /// The key-injection finding: a Secret of exactly the key shape that kage did not make
+    /// (no authenticator, another ring's, or one decrypted from an AgeSecret) gives no key.
+    #[test]
+    fn key_secrets_kage_did_not_make_are_untrusted() {
+        let id = Identity::generate();
+        let now = Timestamp::now();
+        let mut planted = key_secret("kage-system", &id, now, None, &auth());
+        planted
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(AUTH_ANNOTATION);
+        assert_eq!(
+            entries_from_secret(&planted, &auth()).err(),
+            Some(Ignored::Untrusted(Untrusted::Missing))
+        );
+        let other_ring = RingAuthKey::from_bytes(&[1; 32]).unwrap();
+        let forged = key_secret("kage-system", &id, now, None, &other_ring);
+        assert_eq!(
+            entries_from_secret(&forged, &auth()).err(),
+            Some(Ignored::Untrusted(Untrusted::Mismatch))
+        );
+        // A valid authenticator copied onto another key is refused too.
+        let mut swapped = key_secret("kage-system", &id, now, None, &auth());
+        let other = key_secret("kage-system", &Identity::generate(), now, None, &auth());
+        swapped.data = other.data.clone();
+        assert_eq!(
+            entries_from_secret(&swapped, &auth()).err(),
+            Some(Ignored::Untrusted(Untrusted::Mismatch))
+        );
+        // Written from an AgeSecret: never a key, whatever it carries.
+        let mut from_ags = key_secret("kage-system", &id, now, None, &auth());
+        from_ags.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "kage.dev/v1alpha1".into(),
+            kind: "AgeSecret".into(),
+            name: from_ags.metadata.name.clone().unwrap(),
+            uid: "u".into(),
+            ..OwnerReference::default()
+        }]);
+        assert_eq!(
+            entries_from_secret(&from_ags, &auth()).err(),
+            Some(Ignored::Untrusted(Untrusted::FromAgeSecret))
+        );
+        let mut managed = key_secret("kage-system", &id, now, None, &auth());
+        managed
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(crate::MANAGED_ANNOTATION.into(), "true".into());
+        assert_eq!(
+            entries_from_secret(&managed, &auth()).err(),
+            Some(Ignored::Untrusted(Untrusted::FromAgeSecret))
+        );
+    }
+
+    #[test]
+    fn store_keeps_trusted_keys_and_lists_refused_ones() {
+        let (reader, mut writer) = reflector::store::<Secret>();
+        let good = Identity::generate();
+        let bad = Identity::generate();
+        let mut trusted = key_secret("kage-system", &good, Timestamp::now(), None, &auth());
+        trusted.metadata.resource_version = Some("1".into());
+        let mut planted = key_secret(
+            "kage-system",
+            &bad,
+            Timestamp::now(),
+            None,
+            &RingAuthKey::from_bytes(&[2; 32]).unwrap(),
+        );
+        planted.metadata.resource_version = Some("7".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(trusted));
+        writer.apply_watcher_event(&watcher::Event::Apply(planted.clone()));
+        let (keys, refused) = keyset_from_store(&reader, &auth());
+        assert_eq!(keys.infos().len(), 1);
+        assert_eq!(keys.infos()[0].kid, good.kid());
+        assert_eq!(
+            refused,
+            vec![Refused {
+                name: planted.metadata.name.clone().unwrap(),
+                resource_version: "7".into(),
+                why: Untrusted::Mismatch,
+            }]
+        );
     }
 
     #[test]
     fn configmap_has_recipients_and_json_but_no_private_key() {
         let id = Identity::generate();
-        let s = key_secret("ns", &id, Timestamp::now(), None);
-        let keys = KeySet::from_entries(entries_from_secret(&s));
+        let s = key_secret("ns", &id, Timestamp::now(), None, &auth());
+        let keys = KeySet::from_entries(entries(&s));
         let cm = public_keys_configmap("ns", &keys).unwrap();
         let data = cm.data.unwrap();
         assert!(data[RECIPIENTS_DATA].contains(&id.recipient().to_string()));
@@ -482,10 +659,10 @@ mod tests {
         assert!(!rx.has_changed().unwrap());
         rx.mark_unchanged();
         let id = Identity::generate();
-        let s = key_secret("ns", &id, Timestamp::now(), None);
-        assert!(state.set(KeySet::from_entries(entries_from_secret(&s))));
+        let s = key_secret("ns", &id, Timestamp::now(), None, &auth());
+        assert!(state.set(KeySet::from_entries(entries(&s))));
         assert!(rx.has_changed().unwrap());
-        assert!(!state.set(KeySet::from_entries(entries_from_secret(&s))));
+        assert!(!state.set(KeySet::from_entries(entries(&s))));
         assert_eq!(state.get().infos().len(), 1);
     }
 }

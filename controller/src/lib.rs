@@ -7,9 +7,11 @@
 
 pub mod cli;
 pub mod decrypt;
+pub mod guard;
 pub mod http;
 pub mod keys;
 pub mod keystore;
+pub mod keytrust;
 pub mod leader;
 pub mod metrics;
 pub mod plan;

@@ -13,6 +13,7 @@ use kage_controller::keystore::{KeyManager, KeyState, watch_keys};
 use kage_controller::leader::{LeaderConfig, LeaderElector};
 use kage_controller::metrics::Metrics;
 use kage_controller::reconcile::{self, Context, WatchConfig};
+use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -85,6 +86,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         keys.clone(),
         metrics.clone(),
         options,
+        namespace.clone(),
         Some(identity.clone()),
     ));
     let refresh_ctx = ctx.clone();
@@ -116,7 +118,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
 
     // Key Secrets watched on every replica.
-    let key_watch = tokio::spawn(watch_keys(client.clone(), namespace.clone(), keys.clone()));
+    let key_recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: kage_controller::FIELD_MANAGER.into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let key_watch = tokio::spawn(watch_keys(
+        client.clone(),
+        namespace.clone(),
+        keys.clone(),
+        metrics.clone(),
+        key_recorder,
+    ));
 
     // Leadership.
     let (leader_tx, mut leader_rx) = watch::channel(!args.leader_elect);

@@ -85,6 +85,7 @@ pub struct Metrics {
     by_kid: Family<KidLabel, Gauge>,
     keys: Family<StatusLabel, Gauge>,
     newest_key_age: Gauge<f64, AtomicU64>,
+    untrusted_key_secrets: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -113,6 +114,7 @@ impl Metrics {
         let by_kid = Family::<KidLabel, Gauge>::default();
         let keys = Family::<StatusLabel, Gauge>::default();
         let newest_key_age = Gauge::<f64, AtomicU64>::default();
+        let untrusted_key_secrets = Gauge::default();
         let build_info = prometheus_client::metrics::info::Info::new(VersionLabel {
             version: env!("CARGO_PKG_VERSION"),
         });
@@ -167,6 +169,11 @@ impl Metrics {
             "Age of the current (newest active) key",
             newest_key_age.clone(),
         );
+        registry.register(
+            "key_secrets_untrusted",
+            "Secrets labelled as keys that the key ring refused (not authenticated, or written from an AgeSecret)",
+            untrusted_key_secrets.clone(),
+        );
         registry.register("build", "Build information", build_info);
         Metrics {
             registry,
@@ -179,7 +186,13 @@ impl Metrics {
             by_kid,
             keys,
             newest_key_age,
+            untrusted_key_secrets,
         }
+    }
+
+    /// How many labelled Secrets the key ring refuses right now.
+    pub fn set_untrusted_key_secrets(&self, n: usize) {
+        self.untrusted_key_secrets.set(n as i64);
     }
 
     /// Start timing a reconcile; the duration is recorded when the guard drops.

@@ -98,6 +98,8 @@ pub struct Inputs<'a> {
     pub existing: Option<&'a Secret>,
     /// Controller options.
     pub options: Options,
+    /// The controller's own namespace (where the key ring lives).
+    pub controller_namespace: &'a str,
     /// The current time (for `lastTransitionTime`).
     pub now: Timestamp,
 }
@@ -276,6 +278,7 @@ fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String, usize), Failure>
         ));
     }
     decrypt::validate(ags)?;
+    crate::guard::check(ags, inputs.controller_namespace)?;
     let uid = ags
         .metadata
         .uid

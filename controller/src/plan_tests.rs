@@ -10,6 +10,8 @@ use kage_core::sealed::{self, Binding};
 const PLAIN: &[u8] = b"s3cr3t-plaintext-value";
 const NOW: &str = "2026-11-28T10:00:00Z";
 
+const CONTROLLER_NAMESPACE: &str = "kage-system";
+
 fn now() -> Timestamp {
     NOW.parse().unwrap()
 }
@@ -24,6 +26,7 @@ fn run_opts(ags: &AgeSecret, ring: &KeyRing, existing: Option<&Secret>, options:
         ring,
         existing,
         options,
+        controller_namespace: CONTROLLER_NAMESPACE,
         now: now(),
     });
     assert_no_plaintext(&p);
@@ -790,4 +793,77 @@ fn reasons_are_pascal_case_and_labels_fixed() {
                 .all(|c| c.is_ascii_lowercase() || c == '_')
         );
     }
+}
+
+/// Key injection: an AgeSecret whose Secret would be a key Secret of the controller's ring (a
+/// reserved name in the controller's namespace) is refused before anything is decrypted, and
+/// the existing Secret (if any) is left alone.
+#[test]
+fn agesecret_cannot_write_a_key_secret_into_the_controllers_namespace() {
+    let k = TestKeys::new();
+    for name in [
+        "kage-key-0123456789abcdef",
+        "kage-keyring-auth",
+        "kage-keys",
+    ] {
+        let mut ags = AgeSecret::test();
+        ags.metadata.name = Some(name.into());
+        ags.metadata.namespace = Some(CONTROLLER_NAMESPACE.into());
+        let ags = ags.sealed("key.txt", PLAIN, &k.id);
+        let p = run(&ags, &k.ring, None);
+        assert_eq!(p.reason, Reason::InvalidSpec, "{name}");
+        assert_eq!(p.secret, SecretAction::Leave);
+        let c = p.status.condition(CONDITION_READY).unwrap();
+        assert!(
+            c.message.contains("reserved for the key ring"),
+            "{}",
+            c.message
+        );
+        assert_eq!(p.decrypted_values, 0);
+    }
+    // The same name elsewhere is an ordinary Secret.
+    let mut ags = AgeSecret::test();
+    ags.metadata.name = Some("kage-key-0123456789abcdef".into());
+    let ags = ags.sealed("key.txt", PLAIN, &k.id);
+    assert_eq!(run(&ags, &k.ring, None).reason, Reason::Decrypted);
+}
+
+/// Template labels and annotations in the kage.dev/ domain (such as kage.dev/key, which marks
+/// key Secrets) are refused in every namespace.
+#[test]
+fn template_metadata_in_kages_domain_is_refused() {
+    let k = TestKeys::new();
+    for (label, key) in [
+        (true, "kage.dev/key"),
+        (false, "kage.dev/managed"),
+        (true, "rollout.kage.dev/x"),
+        (false, "KAGE.DEV/recipient"),
+    ] {
+        let mut ags = AgeSecret::test().sealed("password", PLAIN, &k.id);
+        let meta = &mut ags.spec.spec.template.metadata;
+        if label {
+            meta.labels.insert(key.into(), "active".into());
+        } else {
+            meta.annotations.insert(key.into(), "true".into());
+        }
+        let p = run(&ags, &k.ring, None);
+        assert_eq!(p.reason, Reason::InvalidSpec, "{key}");
+        assert_eq!(p.secret, SecretAction::Leave);
+        let c = p.status.condition(CONDITION_READY).unwrap();
+        let field = if label { "labels" } else { "annotations" };
+        assert!(
+            c.message
+                .contains(&format!("spec.template.metadata.{field}")),
+            "{}",
+            c.message
+        );
+    }
+    let mut ags = AgeSecret::test().sealed("password", PLAIN, &k.id);
+    ags.spec
+        .spec
+        .template
+        .metadata
+        .labels
+        .insert("app.kubernetes.io/name".into(), "db".into());
+    assert_eq!(run(&ags, &k.ring, None).reason, Reason::Decrypted);
 }

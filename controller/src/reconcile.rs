@@ -49,6 +49,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Decryption options.
     pub options: Options,
+    /// The controller's own namespace (the key ring's).
+    pub controller_namespace: String,
     /// Consecutive errors per object (for exponential backoff).
     errors: Mutex<HashMap<ObjectRef<AgeSecret>, u32>>,
     /// Objects whose last outcome a key ring change may fix.
@@ -152,6 +154,7 @@ impl Context {
         keys: Arc<KeyState>,
         metrics: Arc<Metrics>,
         options: Options,
+        controller_namespace: String,
         instance: Option<String>,
     ) -> Context {
         let recorder = Recorder::new(
@@ -167,6 +170,7 @@ impl Context {
             metrics,
             recorder,
             options,
+            controller_namespace,
             errors: Mutex::default(),
             key_failures: Mutex::default(),
             stores: Mutex::default(),
@@ -242,6 +246,7 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
         ring: keys.ring(),
         existing: existing.as_ref(),
         options: ctx.options,
+        controller_namespace: &ctx.controller_namespace,
         now: Timestamp::now(),
     });
     ctx.metrics

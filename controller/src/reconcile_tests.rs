@@ -98,6 +98,7 @@ impl Context {
             Arc::new(KeyState::with_keys(keys)),
             Arc::new(Metrics::new()),
             Options::default(),
+            "kage-system".into(),
             Some("test-pod".into()),
         );
         (Arc::new(ctx), ApiServerVerifier(handle))
@@ -269,6 +270,7 @@ async fn nothing_written_when_nothing_changed() {
         ring: ctx.keys.get().ring(),
         existing: None,
         options: Options::default(),
+        controller_namespace: "kage-system",
         now: Timestamp::now(),
     });
     let SecretAction::Apply { secret, .. } = p.secret else {

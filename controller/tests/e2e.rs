@@ -518,6 +518,13 @@ async fn restored_key_retries_failed_objects_at_once() {
     .unwrap();
     let mut key = key;
     key.data = Some([("key.txt".to_string(), ByteString(file.as_bytes().to_vec()))].into());
+    // Authenticated under the ring's key, as `kage keys restore` does (docs/security.md).
+    let tag = ring_auth_key(&env.admin).await.authenticate(
+        "kage-system",
+        "restored-key",
+        std::slice::from_ref(&lost),
+    );
+    key.metadata.annotations = Some([("kage.dev/key-auth".to_string(), tag)].into());
     secrets.create(&PostParams::default(), &key).await.unwrap();
     let start = Instant::now();
     assert!(
@@ -529,6 +536,185 @@ async fn restored_key_retries_failed_objects_at_once() {
         start.elapsed() < Duration::from_secs(10),
         "not retried at once"
     );
+}
+
+/// The ring authentication key (`kage-keyring-auth`), as a key administrator reads it.
+pub(crate) async fn ring_auth_key(admin: &Client) -> kage_core::keysecret::RingAuthKey {
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), "kage-system");
+    let s = secrets.get("kage-keyring-auth").await.unwrap();
+    kage_core::keysecret::RingAuthKey::from_bytes(&s.data.unwrap()["hmac-sha256.key"].0).unwrap()
+}
+
+/// Warning events in kage-system with this reason, by the name of the object they regard.
+async fn events_regarding(admin: &Client, reason: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(admin.clone(), "kage-system");
+    let Ok(list) = api.list(&Default::default()).await else {
+        return Vec::new();
+    };
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.regarding?.name)
+        .collect()
+}
+
+/// The key-injection finding of the attack run: an identity planted through an AgeSecret in
+/// the controller's namespace (named and labelled like a key Secret), or as a labelled Secret
+/// the ring did not authenticate, is never loaded, published, made current or used by
+/// `/v1/reencrypt`; the refusals are visible in the status, an event and a metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_keys_are_never_loaded_published_or_used() {
+    let env = Env::start(&[]).await;
+    let cluster_keys = env.recipients().await;
+    assert_eq!(cluster_keys.len(), 1);
+    let cluster_kid = cluster_keys[0].kid();
+    let attacker = Identity::generate();
+    let name = format!("kage-key-{}", attacker.kid());
+    let file = kage_core::keys::format_identity_file(&attacker, jiff::Timestamp::now());
+
+    // 1. An AgeSecret in kage-system, sealed to the cluster's own public key, decrypting to a
+    //    key Secret with the key label: refused before anything is written.
+    let mut ags = sealed_ags(
+        "kage-system",
+        &name,
+        &[("key.txt", file.as_str())],
+        &cluster_keys,
+    );
+    ags.spec
+        .spec
+        .template
+        .metadata
+        .labels
+        .insert("kage.dev/key".into(), "active".into());
+    let sys_ags: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "kage-system");
+    sys_ags.create(&PostParams::default(), &ags).await.unwrap();
+    assert!(
+        wait_reason(&sys_ags, &name, "False", "InvalidSpec").await,
+        "log:\n{}",
+        env.log()
+    );
+    // 2. The same label from a template anywhere else: refused too.
+    env.namespace("shop").await;
+    let mut shop = sealed_ags("shop", "db", &[("password", "pw")], &cluster_keys);
+    shop.spec
+        .spec
+        .template
+        .metadata
+        .labels
+        .insert("kage.dev/key".into(), "active".into());
+    let shop_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "shop");
+    shop_api
+        .create(&PostParams::default(), &shop)
+        .await
+        .unwrap();
+    assert!(wait_reason(&shop_api, "db", "False", "InvalidSpec").await);
+
+    // 3. A labelled Secret without the ring's authenticator (as anything but kage would write
+    //    it), and one authenticated under another ring's key.
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "kage-system");
+    let planted_id = Identity::generate();
+    let planted_name = format!("kage-key-{}", planted_id.kid());
+    let planted_file = kage_core::keys::format_identity_file(&planted_id, jiff::Timestamp::now());
+    let mut planted: Secret = serde_json::from_value(json!({
+        "metadata": {"name": planted_name, "labels": {"kage.dev/key": "active"}},
+        "type": "Opaque",
+    }))
+    .unwrap();
+    planted.data = Some(
+        [(
+            "key.txt".to_string(),
+            ByteString(planted_file.as_bytes().to_vec()),
+        )]
+        .into(),
+    );
+    secrets
+        .create(&PostParams::default(), &planted)
+        .await
+        .unwrap();
+    let forged_id = Identity::generate();
+    let forged_name = format!("kage-key-{}", forged_id.kid());
+    let forged_file = kage_core::keys::format_identity_file(&forged_id, jiff::Timestamp::now());
+    let other_ring = kage_core::keysecret::RingAuthKey::from_bytes(&[7; 32]).unwrap();
+    let mut forged: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": forged_name,
+            "labels": {"kage.dev/key": "active"},
+            "annotations": {"kage.dev/key-auth": other_ring.authenticate(
+                "kage-system", &forged_name, std::slice::from_ref(&forged_id))},
+        },
+        "type": "Opaque",
+    }))
+    .unwrap();
+    forged.data = Some(
+        [(
+            "key.txt".to_string(),
+            ByteString(forged_file.as_bytes().to_vec()),
+        )]
+        .into(),
+    );
+    secrets
+        .create(&PostParams::default(), &forged)
+        .await
+        .unwrap();
+
+    // Reported: a metric and one event per refused Secret, naming it.
+    let metrics_url = format!("http://{}/metrics", env.metrics);
+    let reported = eventually(Duration::from_secs(15), || async {
+        let m = http_get(&metrics_url)
+            .await
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        let ev = events_regarding(&env.admin, "UntrustedKeySecret").await;
+        m.contains("kage_key_secrets_untrusted 2")
+            && ev.contains(&planted_name)
+            && ev.contains(&forged_name)
+    })
+    .await;
+    assert!(reported, "refusals not reported; log:\n{}", env.log());
+
+    // Never loaded, published or current.
+    let (_, body) = http_get(&format!("http://{}/v1/keys", env.http))
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kids: Vec<&str> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, vec![cluster_kid.as_str()], "{body}");
+    assert_eq!(env.recipients().await, cluster_keys);
+    let (_, m) = http_get(&metrics_url).await.unwrap();
+    assert!(m.contains("kage_keys{status=\"active\"} 1"), "{m}");
+    // An AgeSecret sealed to a planted key does not decrypt.
+    let victim = sealed_ags("shop", "victim", &[("k", "v")], &[planted_id.recipient()]);
+    shop_api
+        .create(&PostParams::default(), &victim)
+        .await
+        .unwrap();
+    assert!(wait_reason(&shop_api, "victim", "False", "UnknownKey").await);
+    // /v1/reencrypt seals to the cluster's key alone.
+    let good = sealed_ags("shop", "app", &[("token", "t0k3n")], &cluster_keys);
+    let (code, body) = http_request(
+        "POST",
+        &format!("http://{}/v1/reencrypt", env.http),
+        Some(&serde_json::to_string(&good).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let back: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let value = back["spec"]["encryptedData"]["token"].as_str().unwrap();
+    assert!(
+        value.starts_with(&format!("kage:v1:{cluster_kid}:")),
+        "re-sealed to another key: {value}"
+    );
+    // The refused AgeSecret wrote no Secret, and no key material reached the log.
+    assert!(secrets.get_opt(&name).await.unwrap().is_none());
+    let log = env.log();
+    assert!(!log.contains("AGE-SECRET-KEY"), "key material in the log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
