@@ -12,6 +12,7 @@ echo "kubectl: $KAGE_TEST_KUBECTL"
 export CARGO_TERM_COLOR=never
 jobs="${CARGO_BUILD_JOBS:-2}"
 cargo fmt --all -- --check
+cargo deny check bans licenses
 cargo clippy -j"$jobs" --workspace --all-targets -- -D warnings
 cargo test -j"$jobs" --workspace --all-targets
 cargo test -j"$jobs" --workspace --doc

