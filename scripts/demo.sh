@@ -18,6 +18,11 @@
 # Every step is verified; the script exits non-zero at the first step that does not check out.
 # It cleans up after itself (processes and temporary files), also on failure or Ctrl-C.
 #
+# `--real` runs the same story on two real control planes (etcd, kube-apiserver and
+# kube-controller-manager from tests/k8s, started by scripts/k8s.sh; needs root for the network
+# namespaces the service proxy reaches the controllers through); the default stays on the
+# in-memory server (seconds).
+#
 # Environment:
 #   KAGE_BIN_DIR   use the kage, kage-controller and kage-testcluster binaries in this directory
 #                  instead of building them (the end-to-end test passes its own build)
@@ -27,6 +32,15 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+real=0
+case "${1:-}" in
+--real) real=1 ;;
+"") ;;
+*)
+  echo "usage: scripts/demo.sh [--real]" >&2
+  exit 2
+  ;;
+esac
 
 # ---------------------------------------------------------------------------------------------
 # Output helpers: plain words, one line per action, `ok` once it was checked.
@@ -45,6 +59,8 @@ fail() {
 # ---------------------------------------------------------------------------------------------
 # Cleanup of everything this script starts.
 pids=()
+planes=()
+netns=()
 tmp=""
 cleanup() {
   local status=$?
@@ -54,6 +70,12 @@ cleanup() {
   done
   for pid in "${pids[@]}"; do
     wait "$pid" 2>/dev/null
+  done
+  for d in "${planes[@]}"; do
+    scripts/k8s.sh stop "$d" >/dev/null 2>&1
+  done
+  for n in "${netns[@]}"; do
+    ip netns del "$n" 2>/dev/null
   done
   if [ -n "$tmp" ] && [ -d "$tmp" ]; then
     if [ "${KAGE_DEMO_KEEP:-}" = 1 ]; then
@@ -145,6 +167,22 @@ proxy_path=/api/v1/namespaces/kage-system/services/kage-controller:http/proxy
 start_cluster() {
   local env=$1
   mkdir -p "$tmp/$env"
+  if [ "$real" = 1 ]; then
+    planes+=("$tmp/$env/k8s")
+    scripts/k8s.sh start "$tmp/$env/k8s" 2>"$tmp/$env/k8s.log" ||
+      fail "the $env control plane did not start: $(cat "$tmp/$env/k8s.log")"
+    local admin="$tmp/$env/k8s/kubeconfig" pki="$tmp/$env/k8s/pki"
+    kubectl --kubeconfig "$admin" config view -o jsonpath='{.clusters[0].cluster.server}' >"$tmp/$env/url"
+    cp "$pki/ca.crt" "$tmp/$env/ca.crt"
+    kubectl config --kubeconfig "$kubeconfig" set-cluster "$env" --server "$(cat "$tmp/$env/url")" \
+      --certificate-authority "$tmp/$env/ca.crt" --embed-certs >/dev/null
+    kubectl config --kubeconfig "$kubeconfig" set-credentials "$env-admin" --embed-certs \
+      --client-certificate "$pki/admin.crt" --client-key "$pki/admin.key" >/dev/null
+    kubectl config --kubeconfig "$kubeconfig" set-context "$env" --cluster "$env" --user "$env-admin" >/dev/null
+    k "$env" get --raw /readyz >/dev/null || fail "the $env API server does not answer"
+    ok "$env: kube-apiserver $(k "$env" get --raw /version | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p') at $(cat "$tmp/$env/url"), context $env in $kubeconfig"
+    return
+  fi
   "$bin/kage-testcluster" --listen 127.0.0.1:0 --kubeconfig "$tmp/$env/admin.kubeconfig" \
     >"$tmp/$env/url" 2>"$tmp/$env/testcluster.log" &
   pids+=($!)
@@ -207,23 +245,71 @@ run_controller() {
     esac
   done < <(k "$env" -n kage-system get deployment kage-controller \
     -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}')
-  local http metrics
+  local http metrics host=127.0.0.1
   http="$(free_port)" || fail "no free local port"
   metrics="$(free_port)" || fail "no free local port"
   while [ "$metrics" = "$http" ]; do metrics="$(free_port)"; done
-  say "kage-controller ${args[*]} (as system:serviceaccount:kage-system:kage-controller, HTTP on 127.0.0.1:$http)"
+  if [ "$real" = 1 ]; then
+    # kube-apiserver proxies to no loopback address: the controller listens on the host end of
+    # a veth pair into a network namespace made for the demo.
+    host_net "$env" || fail "no network namespace for $env (needs root and iproute2)"
+    host="$net_ip"
+  fi
+  say "kage-controller ${args[*]} (as system:serviceaccount:kage-system:kage-controller, HTTP on $host:$http)"
   KUBECONFIG="$kc" POD_NAME="kage-controller-$env" RUST_LOG=info \
-    "$bin/kage-controller" --namespace kage-system --http-addr "127.0.0.1:$http" \
+    "$bin/kage-controller" --namespace kage-system --http-addr "$host:$http" \
     --metrics-addr "127.0.0.1:$metrics" "${args[@]}" 2>"$tmp/$env/controller.log" &
   pids+=($!)
-  # The Service's endpoints: the test server's service proxy forwards to this address.
-  k "$env" -n kage-system annotate service kage-controller --overwrite \
-    "testcluster.kage.dev/upstream=127.0.0.1:$http" >/dev/null
+  if [ "$real" = 1 ]; then
+    publish_pod "$env" "$host" "$http"
+  else
+    # The Service's endpoints: the test server's service proxy forwards to this address.
+    k "$env" -n kage-system annotate service kage-controller --overwrite \
+      "testcluster.kage.dev/upstream=127.0.0.1:$http" >/dev/null
+  fi
   wait_for 30 k "$env" get --raw "$proxy_path/readyz" ||
     fail "kage-controller in $env is not ready (log: $tmp/$env/controller.log)"
   wait_for 15 k "$env" -n kage-system get configmap kage-public-keys ||
     fail "kage-controller in $env did not publish its public key"
   ok "kage-controller is ready and reachable through the service proxy; it generated its first key"
+}
+
+# A network namespace and veth pair for cluster $1; sets net_ip to the host end's address.
+net_ip=""
+host_net() {
+  local env=$1 i=$((($$ + ${#netns[@]}) % 200))
+  local ns="kage-demo-$env-$$" h="kgd${i}h" p="kgd${i}p" a="10.214.$i"
+  ip netns add "$ns" || return 1
+  netns+=("$ns")
+  ip link add "$h" type veth peer name "$p" netns "$ns" &&
+    ip addr add "$a.1/30" dev "$h" && ip link set "$h" up &&
+    ip -n "$ns" addr add "$a.2/30" dev "$p" && ip -n "$ns" link set "$p" up || return 1
+  net_ip="$a.1"
+}
+
+# A Pod object for the controller running here (it never runs in the cluster: no kubelet), Ready
+# at that address, so kube-controller-manager's endpoints controller gives the Service endpoints
+# with a targetRef to it, as the service proxy demands.
+publish_pod() {
+  local env=$1 ip=$2 port=$3 now
+  now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  # The endpoints controllers skip Pods without a Node: a Node object that never reports status
+  # (Pods are marked not ready only when a Ready Node stops being so). The Pod meets the
+  # namespace's restricted Pod Security level.
+  printf '%s\n' "apiVersion: v1" "kind: Node" "metadata: {name: kage-demo-host}" |
+    k "$env" apply -f - >/dev/null || fail "creating a Node object in $env"
+  printf '%s\n' "apiVersion: v1" "kind: Pod" "metadata:" "  name: kage-controller-$env" \
+    "  labels: {app.kubernetes.io/name: kage-controller, app.kubernetes.io/part-of: kage}" "spec:" \
+    "  nodeName: kage-demo-host" "  serviceAccountName: kage-controller" \
+    "  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}" \
+    "  containers: [{name: controller, image: kage-controller, ports: [{name: http, containerPort: $port}]," \
+    "    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]" |
+    k "$env" -n kage-system apply -f - >/dev/null || fail "creating the controller's Pod object in $env"
+  local ready="{\"type\":\"Ready\",\"status\":\"True\",\"lastTransitionTime\":\"$now\"}"
+  local cready="{\"type\":\"ContainersReady\",\"status\":\"True\",\"lastTransitionTime\":\"$now\"}"
+  k "$env" -n kage-system patch pod "kage-controller-$env" --subresource=status --type=merge -p \
+    "{\"status\":{\"phase\":\"Running\",\"podIP\":\"$ip\",\"podIPs\":[{\"ip\":\"$ip\"}],\"conditions\":[$ready,$cready]}}" \
+    >/dev/null || fail "setting the Pod's status in $env"
 }
 
 # The cluster's current (newest) recipient, as every authenticated user may read it.
@@ -237,8 +323,13 @@ current_kid() {
 }
 
 # ---------------------------------------------------------------------------------------------
-step "Start two test clusters, staging and prod"
-say "kage-testcluster is kage's in-memory Kubernetes API server (a test double: no pods run)"
+if [ "$real" = 1 ]; then
+  step "Start two real control planes, staging and prod"
+  say "etcd, kube-apiserver and kube-controller-manager built from tests/k8s (scripts/k8s.sh; no kubelet: no pods run)"
+else
+  step "Start two test clusters, staging and prod"
+  say "kage-testcluster is kage's in-memory Kubernetes API server (a test double: no pods run)"
+fi
 start_cluster staging
 start_cluster prod
 

@@ -8,6 +8,11 @@ source scripts/tools.sh
 echo "sops: $KAGE_TEST_SOPS ($("$KAGE_TEST_SOPS" --version --check-for-updates=false 2>/dev/null | head -n1 || true))"
 echo "age: $KAGE_TEST_AGE ($(age --version))"
 echo "kubectl: $KAGE_TEST_KUBECTL"
+# The real control plane (etcd, kube-apiserver, kube-controller-manager from tests/k8s) is built
+# here, once, so no test waits for a Go build; the suites start it through scripts/k8s.sh.
+KAGE_K8S_BIN="$(scripts/k8s.sh bin)"
+export KAGE_K8S_BIN
+echo "kubernetes: $("$KAGE_K8S_BIN/kube-apiserver" --version) in $KAGE_K8S_BIN"
 
 export CARGO_TERM_COLOR=never
 jobs="${CARGO_BUILD_JOBS:-2}"

@@ -13,6 +13,8 @@ use kage_core::api::v1alpha1::AgeSecret;
 use kage_core::keys::parse_recipients;
 use kube::api::Api;
 
+use kage_testcluster::Server;
+
 use crate::e2e::{Env, data_of, eventually, kubectl, wait_reason};
 
 /// The `kage` binary of this build, next to `kage-controller` (`cargo test --workspace` builds
@@ -148,14 +150,17 @@ async fn assert_secret_matches_input(env: &Env) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_cluster_commands_against_the_real_controller() {
-    let mut env = Env::installed().await;
+crate::e2e::on_both_servers!(cli_cluster_commands_against_the_real_controller);
+
+/// On a real control plane the CLI reaches the controller through kube-apiserver's own service
+/// proxy (`…/services/kage-controller:http/proxy/…`), endpoints and all; the disaster-recovery
+/// cluster is a second control plane running at the same time.
+async fn cli_cluster_commands_against_the_real_controller(server: Server) {
+    let mut env = Env::installed(server).await;
     env.launch(&[]).await;
     env.namespace("prod").await;
-    env.cluster
-        .register_upstream("kage-system", "kage-controller", &env.http);
-    let kc = env.cluster.kubeconfig_path().to_path_buf();
+    env.expose_http().await;
+    let kc = env.cluster.kubeconfig_path();
     let work = tempfile::tempdir().unwrap();
     let repo = Repo { dir: work.path() };
     let admin = repo.kage(&kc, &["keygen", "-o", "admin.txt"]).await.ok();
@@ -401,8 +406,8 @@ async fn cli_cluster_commands_against_the_real_controller() {
     .await
     .ok();
     assert!(!repo.read("keys.age").contains("AGE-SECRET-KEY"));
-    let mut dr = Env::installed().await;
-    let kc2 = dr.cluster.kubeconfig_path().to_path_buf();
+    let mut dr = Env::installed(server).await;
+    let kc2 = dr.cluster.kubeconfig_path();
     repo.kage(&kc2, &["keys", "restore", "keys.age", "-i", "admin.txt"])
         .await
         .ok();

@@ -67,6 +67,8 @@ fn rbac_covers_every_call_and_nothing_more() {
         ("", "configmaps", "list", Some("kage-public-keys")),
         ("", "configmaps", "watch", Some("kage-public-keys")),
         ("", "configmaps", "patch", Some("kage-public-keys")),
+        // The first server-side apply creates it: kube-apiserver authorizes that as create.
+        ("", "configmaps", "create", Some("kage-public-keys")),
         ("coordination.k8s.io", "leases", "create", None),
         (
             "coordination.k8s.io",

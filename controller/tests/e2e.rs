@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kage_core::api::v1alpha1::{AgeSecret, AgeSecretBody, AgeSecretSpec};
 use kage_core::keys::{Identity, Recipient, parse_recipients};
 use kage_core::sealed::{self, Binding, Scope};
-use kage_testcluster::TestCluster;
+use kage_testcluster::{Server, Target};
+
+use crate::hostnet::{self, HostNet};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -82,10 +84,11 @@ pub(crate) fn spawn_controller(
     kc: &Path,
     dir: &Path,
     name: &str,
+    http_host: &str,
     extra_args: &[&str],
 ) -> (Child, String, String) {
     let (hp, mp) = (free_port(), free_port());
-    let http = format!("127.0.0.1:{hp}");
+    let http = format!("{http_host}:{hp}");
     let metrics = format!("127.0.0.1:{mp}");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -129,34 +132,39 @@ pub(crate) async fn stop_child(child: &mut Child) -> std::process::ExitStatus {
 
 /// A test cluster with deploy/base applied and the controller running as its ServiceAccount.
 pub(crate) struct Env {
-    pub(crate) cluster: TestCluster,
+    pub(crate) cluster: Target,
     pub(crate) admin: Client,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) controller: Option<Child>,
     pub(crate) http: String,
     pub(crate) metrics: String,
+    /// On a real control plane: the address the service proxy can reach the HTTP API at.
+    pub(crate) net: Option<HostNet>,
 }
 
 impl Env {
-    pub(crate) async fn start(extra_args: &[&str]) -> Env {
-        let mut env = Env::installed().await;
+    pub(crate) async fn start(server: Server, extra_args: &[&str]) -> Env {
+        let mut env = Env::installed(server).await;
         env.launch(extra_args).await;
         env
     }
 
     /// A test cluster with deploy/base applied and the controller's kubeconfig written, but no
     /// controller running yet (see [`Env::launch`]).
-    pub(crate) async fn installed() -> Env {
-        let cluster = TestCluster::start().await.expect("test cluster");
+    pub(crate) async fn installed(server: Server) -> Env {
+        // A control plane per test: the controller watches every namespace and owns kage-system.
+        let cluster = Target::start(server).await.expect("cluster starts");
         let admin = cluster.client();
-        apply_base(cluster.kubeconfig_path()).await;
+        apply_base(&cluster.kubeconfig_path()).await;
         let dir = tempfile::tempdir().unwrap();
+        // A real cluster: the TokenRequest API, the token bound by deploy/base's RBAC only.
         let token = cluster
             .service_account_token("kage-system", "kage-controller")
+            .await
             .unwrap();
         let kc = dir.path().join("controller.kubeconfig");
-        kage_testcluster::cluster::write_kubeconfig(&kc, cluster.url(), cluster.ca_pem(), &token)
-            .unwrap();
+        cluster.write_token_kubeconfig(&kc, &token).unwrap();
+        let net = (server == Server::Kubernetes).then(HostNet::new);
         Env {
             cluster,
             admin,
@@ -164,6 +172,7 @@ impl Env {
             controller: None,
             http: String::new(),
             metrics: String::new(),
+            net,
         }
     }
 
@@ -175,6 +184,7 @@ impl Env {
             &self.dir.path().join("controller.kubeconfig"),
             self.dir.path(),
             "controller",
+            self.http_host(),
             extra_args,
         );
         self.controller = Some(controller);
@@ -209,8 +219,18 @@ impl Env {
         let _ = api.create(&PostParams::default(), &ns).await;
     }
 
+    /// The published recipients (waiting for the first publication).
     pub(crate) async fn recipients(&self) -> Vec<Recipient> {
         let api: Api<ConfigMap> = Api::namespaced(self.admin.clone(), "kage-system");
+        let published = eventually(Duration::from_secs(20), || async {
+            api.get_opt("kage-public-keys")
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        })
+        .await;
+        assert!(published, "no kage-public-keys; log:\n{}", self.log());
         let cm = api.get("kage-public-keys").await.unwrap();
         parse_recipients(&cm.data.unwrap()["recipients.txt"]).unwrap()
     }
@@ -226,9 +246,32 @@ impl Env {
             &self.dir.path().join("controller.kubeconfig"),
             self.dir.path(),
             name,
+            self.http_host(),
             extra_args,
         );
         (child, http)
+    }
+
+    /// Where the HTTP API listens: loopback, or the test's own host address on a real
+    /// control plane (the service proxy refuses loopback endpoints).
+    fn http_host(&self) -> &str {
+        self.net.as_ref().map_or("127.0.0.1", |n| n.ip.as_str())
+    }
+
+    /// Route the API server's service proxy for `kage-system/kage-controller:http` to the
+    /// running main replica: an upstream of kage-testcluster, or on a real control plane a Pod
+    /// object at the test's host address that kube-controller-manager turns into Endpoints.
+    pub(crate) async fn expose_http(&self) {
+        match (&self.cluster, &self.net) {
+            (Target::Local(tc), _) => {
+                tc.register_upstream("kage-system", "kage-controller", &self.http)
+            }
+            (_, Some(net)) => {
+                let port = self.http.rsplit(':').next().unwrap().parse().unwrap();
+                hostnet::publish_pod(&self.admin, &net.ip, port).await;
+            }
+            (_, None) => panic!("no host address for the service proxy"),
+        }
     }
 }
 
@@ -325,9 +368,81 @@ pub(crate) fn data_of(s: &Secret, key: &str) -> Option<Vec<u8>> {
     s.data.as_ref()?.get(key).map(|b| b.0.clone())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_key_is_generated_and_published() {
-    let env = Env::start(&[]).await;
+/// Each scenario once per server: `<name>::test_cluster` and `<name>::kubernetes` (a real
+/// control plane of its own, started through scripts/k8s.sh).
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn test_cluster() {
+                super::$name(kage_testcluster::Server::TestCluster).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kubernetes() {
+                super::$name(kage_testcluster::Server::Kubernetes).await
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_servers;
+
+on_both_servers!(
+    first_key_is_generated_and_published,
+    agesecret_lifecycle_with_drift,
+    never_clobbers_and_binding_is_enforced,
+    restored_key_retries_failed_objects_at_once,
+    injected_keys_are_never_loaded_published_or_used,
+    rotation_on_request_and_graceful_shutdown,
+    standby_takes_over_when_the_leader_stops,
+    watch_namespaces_limits_the_scope,
+    sops_form_round_trips_through_the_cluster,
+    killed_leader_is_replaced_and_restart_converges,
+    less_rbac_than_deploy_base_is_refused,
+);
+
+/// The ServiceAccount's token carries exactly deploy/base's RBAC: with `patch` on Secrets taken
+/// out of the ClusterRole, the server refuses the controller's apply (403) and no Secret appears.
+async fn less_rbac_than_deploy_base_is_refused(server: Server) {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let mut env = Env::installed(server).await;
+    let roles: Api<ClusterRole> = Api::all(env.admin.clone());
+    let mut role = roles.get("kage-controller").await.unwrap();
+    let rules = role.rules.as_mut().unwrap();
+    let secrets = rules
+        .iter_mut()
+        .find(|r| {
+            r.resources
+                .as_ref()
+                .is_some_and(|r| r.iter().any(|r| r == "secrets"))
+        })
+        .expect("a Secrets rule in deploy/base");
+    secrets.verbs.retain(|v| v != "patch");
+    roles
+        .replace("kage-controller", &PostParams::default(), &role)
+        .await
+        .unwrap();
+    env.launch(&[]).await;
+    env.namespace("prod").await;
+    let to = env.recipients().await;
+    let ags: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
+    ags.create(
+        &PostParams::default(),
+        &sealed_ags("prod", "db", &[("password", "hunter2")], &to),
+    )
+    .await
+    .unwrap();
+    let refused = eventually(Duration::from_secs(30), || async {
+        let log = env.log();
+        log.contains("reconcile failed") && log.contains("forbidden")
+    })
+    .await;
+    assert!(refused, "no 403 for the Secret apply; log:\n{}", env.log());
+    let secrets: Api<Secret> = Api::namespaced(env.admin.clone(), "prod");
+    assert!(secrets.get_opt("db").await.unwrap().is_none());
+}
+
+async fn first_key_is_generated_and_published(server: Server) {
+    let env = Env::start(server, &[]).await;
     let recipients = env.recipients().await;
     assert_eq!(recipients.len(), 1, "one key on first start");
     let kid = recipients[0].kid();
@@ -355,9 +470,8 @@ async fn first_key_is_generated_and_published() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agesecret_lifecycle_with_drift() {
-    let env = Env::start(&[]).await;
+async fn agesecret_lifecycle_with_drift(server: Server) {
+    let env = Env::start(server, &[]).await;
     env.namespace("prod").await;
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
@@ -466,9 +580,8 @@ async fn agesecret_lifecycle_with_drift() {
     assert!(!env.log().contains("hunter2"), "plaintext in the log");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn never_clobbers_and_binding_is_enforced() {
-    let env = Env::start(&[]).await;
+async fn never_clobbers_and_binding_is_enforced(server: Server) {
+    let env = Env::start(server, &[]).await;
     env.namespace("prod").await;
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
@@ -499,9 +612,8 @@ async fn never_clobbers_and_binding_is_enforced() {
     assert!(secrets.get_opt("copy").await.unwrap().is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restored_key_retries_failed_objects_at_once() {
-    let env = Env::start(&[]).await;
+async fn restored_key_retries_failed_objects_at_once(server: Server) {
+    let env = Env::start(server, &[]).await;
     env.namespace("prod").await;
     let lost = Identity::generate();
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
@@ -563,9 +675,8 @@ async fn events_regarding(admin: &Client, reason: &str) -> Vec<String> {
 /// the controller's namespace (named and labelled like a key Secret), or as a labelled Secret
 /// the ring did not authenticate, is never loaded, published, made current or used by
 /// `/v1/reencrypt`; the refusals are visible in the status, an event and a metric.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn injected_keys_are_never_loaded_published_or_used() {
-    let env = Env::start(&[]).await;
+async fn injected_keys_are_never_loaded_published_or_used(server: Server) {
+    let env = Env::start(server, &[]).await;
     let cluster_keys = env.recipients().await;
     assert_eq!(cluster_keys.len(), 1);
     let cluster_kid = cluster_keys[0].kid();
@@ -717,9 +828,8 @@ async fn injected_keys_are_never_loaded_published_or_used() {
     assert!(!log.contains("AGE-SECRET-KEY"), "key material in the log");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_on_request_and_graceful_shutdown() {
-    let mut env = Env::start(&["--leader-elect"]).await;
+async fn rotation_on_request_and_graceful_shutdown(server: Server) {
+    let mut env = Env::start(server, &["--leader-elect"]).await;
     let first = env.recipients().await;
     assert_eq!(first.len(), 1);
     let cms: Api<ConfigMap> = Api::namespaced(env.admin.clone(), "kage-system");
@@ -757,12 +867,14 @@ async fn rotation_on_request_and_graceful_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_through_the_service_proxy_for_any_user() {
-    let env = Env::start(&[]).await;
+    // kage-testcluster only: its static user tokens and upstream routing (the real service proxy
+    // is covered by `service_proxy` in this binary).
+    let env = Env::start(Server::TestCluster, &[]).await;
     env.namespace("prod").await;
-    env.cluster
-        .register_upstream("kage-system", "kage-controller", &env.http);
-    env.cluster.add_user_token("alice-token", "alice", &[]);
-    let alice = env.cluster.client_for_token("alice-token");
+    let tc = env.cluster.test_cluster().expect("kage-testcluster");
+    tc.register_upstream("kage-system", "kage-controller", &env.http);
+    tc.add_user_token("alice-token", "alice", &[]);
+    let alice = tc.client_for_token("alice-token");
     let to = env.recipients().await;
     let ags = sealed_ags("prod", "db", &[("password", "hunter2")], &to);
     let body = serde_json::to_vec(&ags).unwrap();
@@ -797,9 +909,8 @@ pub(crate) async fn lease_holder(admin: &Client) -> Option<String> {
         .holder_identity
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standby_takes_over_when_the_leader_stops() {
-    let mut env = Env::start(&["--leader-elect"]).await;
+async fn standby_takes_over_when_the_leader_stops(server: Server) {
+    let mut env = Env::start(server, &["--leader-elect"]).await;
     assert_eq!(
         lease_holder(&env.admin).await.as_deref(),
         Some("controller")
@@ -834,9 +945,8 @@ async fn standby_takes_over_when_the_leader_stops() {
     assert!(stop_child(&mut standby).await.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_namespaces_limits_the_scope() {
-    let env = Env::start(&["--watch-namespaces", "prod"]).await;
+async fn watch_namespaces_limits_the_scope(server: Server) {
+    let env = Env::start(server, &["--watch-namespaces", "prod"]).await;
     env.namespace("prod").await;
     env.namespace("dev").await;
     let to = env.recipients().await;
@@ -898,9 +1008,8 @@ fn sops_ags(ns: &str, name: &str, binding: Option<&str>, to: &[Recipient]) -> Ag
     ags
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sops_form_round_trips_through_the_cluster() {
-    let env = Env::start(&[]).await;
+async fn sops_form_round_trips_through_the_cluster(server: Server) {
+    let env = Env::start(server, &[]).await;
     env.namespace("prod").await;
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
@@ -961,8 +1070,10 @@ async fn cold_start_many_agesecrets() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    // kage-testcluster only: a load measurement, kept off the real control plane so the suite
+    // stays lean (bench/controller.sh measures both servers).
     // Start once to get the key, stop, create everything, start again (cold).
-    let mut env = Env::start(&[]).await;
+    let mut env = Env::start(Server::TestCluster, &[]).await;
     let to = env.recipients().await;
     assert!(env.stop().await.success());
     env.namespace("load").await;
@@ -999,8 +1110,13 @@ async fn cold_start_many_agesecrets() {
     assert_eq!(created, n);
     let kc = env.dir.path().join("controller.kubeconfig");
     let start = Instant::now();
-    let (mut child, _, metrics) =
-        spawn_controller(&kc, env.dir.path(), "cold", &["--concurrency", "16"]);
+    let (mut child, _, metrics) = spawn_controller(
+        &kc,
+        env.dir.path(),
+        "cold",
+        "127.0.0.1",
+        &["--concurrency", "16"],
+    );
     // Poll the controller's own gauge (cheap) rather than listing every object.
     let metrics_url = format!("http://{metrics}/metrics");
     let want = format!("kage_agesecrets{{ready=\"True\"}} {n}\n");
@@ -1109,7 +1225,8 @@ async fn key_secrets(admin: &Client) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_through_api_faults() {
     use kage_testcluster::faults::Matcher;
-    let mut env = Env::start(&[]).await;
+    // kage-testcluster only: fault injection is a test-server feature.
+    let mut env = Env::start(Server::TestCluster, &[]).await;
     let to = env.recipients().await;
     assert!(env.stop().await.success());
     env.namespace("prod").await;
@@ -1117,7 +1234,11 @@ async fn converges_through_api_faults() {
     create_many(&env.admin, "prod", 0..n, &to).await;
 
     // Faults on everything the controller does, then a cold start into them.
-    let faults = env.cluster.faults();
+    let faults = env
+        .cluster
+        .test_cluster()
+        .expect("kage-testcluster")
+        .faults();
     faults.add_latency(Matcher::prefix("/api"), Duration::from_millis(15));
     let secrets = "/api/v1/namespaces/prod/secrets";
     faults.fail_next(6, Matcher::prefix(secrets).method("GET"), 500, "injected");
@@ -1198,9 +1319,8 @@ async fn converges_through_api_faults() {
     assert!(!env.log().contains("v-1-new"), "plaintext in the log");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_leader_is_replaced_and_restart_converges() {
-    let mut env = Env::start(&["--leader-elect"]).await;
+async fn killed_leader_is_replaced_and_restart_converges(server: Server) {
+    let mut env = Env::start(server, &["--leader-elect"]).await;
     let (mut standby, _) = env.replica("standby", &["--leader-elect"]);
     env.namespace("prod").await;
     let to = env.recipients().await;

@@ -51,6 +51,17 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// Whether objects carry `metadata.generation`: custom resources and the kinds whose
+    /// upstream strategy sets it (those with a spec); ConfigMaps, Secrets, ServiceAccounts,
+    /// Namespaces, RBAC and the like have none on kube-apiserver (tests/tests/fidelity.rs).
+    pub fn tracks_generation(&self) -> bool {
+        self.crd.is_some()
+            || matches!(
+                self.group.as_str(),
+                "apps" | "batch" | "apiextensions.k8s.io" | "policy" | "networking.k8s.io"
+            )
+    }
+
     /// `apiVersion` as written in objects.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {

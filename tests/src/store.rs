@@ -721,7 +721,9 @@ impl Store {
         let m = md_mut(&mut obj);
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now()));
-        m.insert("generation".into(), json!(1));
+        if rt.tracks_generation() {
+            m.insert("generation".into(), json!(1));
+        }
         if track_update {
             let writer = Writer {
                 manager: &opts.manager,
@@ -1184,7 +1186,7 @@ impl Store {
             }
         }
         self.normalize(rt, Some(old), &mut new)?;
-        if validate::generation_changes(old, &new) {
+        if rt.tracks_generation() && validate::generation_changes(old, &new) {
             let g = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

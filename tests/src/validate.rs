@@ -152,22 +152,16 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
         .and_then(Value::as_array)
     {
         let mut controllers = 0;
-        for r in refs {
-            for (field, what) in [
-                ("apiVersion", "version"),
-                ("kind", "kind"),
-                ("name", "name"),
-                ("uid", "uid"),
-            ] {
+        for (i, r) in refs.iter().enumerate() {
+            for field in ["apiVersion", "kind", "name", "uid"] {
                 if r.get(field)
                     .and_then(Value::as_str)
                     .is_none_or(str::is_empty)
                 {
-                    causes.push(Cause::invalid(
-                        format!("metadata.ownerReferences.{field}"),
-                        "",
-                        &format!("{what} must not be empty"),
-                    ));
+                    // Indexed and Required, as kube-apiserver 1.37 answers (tests/tests/fidelity.rs).
+                    causes.push(Cause::required(format!(
+                        "metadata.ownerReferences[{i}].{field}"
+                    )));
                 }
             }
             if r.get("controller").and_then(Value::as_bool) == Some(true) {
@@ -470,10 +464,9 @@ mod tests {
         let ok = json!({"metadata": {"name": "a", "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o", "uid": "u", "controller": true}]}});
         assert!(metadata(&ok, NameRule::Subdomain).is_empty());
         let bad = json!({"metadata": {"name": "a", "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o"}]}});
-        assert_eq!(
-            metadata(&bad, NameRule::Subdomain)[0].field,
-            "metadata.ownerReferences.uid"
-        );
+        let causes = metadata(&bad, NameRule::Subdomain);
+        assert_eq!(causes[0].field, "metadata.ownerReferences[0].uid");
+        assert_eq!(causes[0].reason, "FieldValueRequired");
         let two = json!({"metadata": {"name": "a", "ownerReferences": [
             {"apiVersion": "v1", "kind": "K", "name": "o", "uid": "1", "controller": true},
             {"apiVersion": "v1", "kind": "K", "name": "p", "uid": "2", "controller": true}]}});

@@ -1,4 +1,5 @@
-//! The real kubectl against the `kage-testcluster` binary.
+//! The real kubectl against the `kage-testcluster` binary, and the same sessions against a real
+//! kube-apiserver (the test binary's shared control plane, a namespace per test).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,8 @@ fn kubectl_path() -> PathBuf {
 }
 
 struct Server {
-    child: Child,
+    /// The kage-testcluster process; `None` on the real control plane.
+    child: Option<Child>,
     url: String,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
@@ -52,10 +54,39 @@ impl Server {
             "kubeconfig is written before the URL is printed"
         );
         Server {
-            child,
+            child: Some(child),
             url,
             dir,
             kubeconfig,
+        }
+    }
+
+    /// The shared real control plane, with a kubeconfig whose context is a fresh namespace.
+    fn real(namespace: &str) -> Server {
+        let cp = kage_testcluster::ControlPlane::shared();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let admin = std::fs::read_to_string(cp.kubeconfig_path()).expect("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            admin.replace("namespace: default", &format!("namespace: {namespace}")),
+        )
+        .expect("write kubeconfig");
+        let s = Server {
+            child: None,
+            url: cp.url().to_string(),
+            dir,
+            kubeconfig,
+        };
+        s.ok(&["create", "namespace", namespace]);
+        s
+    }
+
+    /// kage-testcluster (`name` unused) or the real control plane in namespace `kubectl-<name>`.
+    fn on(server: kage_testcluster::Server, name: &str) -> Server {
+        match server {
+            kage_testcluster::Server::TestCluster => Server::start(&[]),
+            kage_testcluster::Server::Kubernetes => Server::real(&format!("kubectl-{name}")),
         }
     }
 
@@ -115,14 +146,15 @@ impl Server {
     }
 
     fn sigterm(&mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a kage-testcluster process");
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
+            if let Some(s) = child.try_wait().expect("wait") {
                 return s;
             }
             assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
@@ -133,10 +165,37 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
+
+/// Each session once per server: `<name>::test_cluster` and `<name>::kubernetes`.
+macro_rules! on_both_servers {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn test_cluster() {
+                super::$name(kage_testcluster::Server::TestCluster)
+            }
+            #[test]
+            fn kubernetes() {
+                super::$name(kage_testcluster::Server::Kubernetes)
+            }
+        }
+    )*};
+}
+
+on_both_servers!(
+    apply_client_side_twice_server_side_and_get_outputs,
+    create_replace_conflict_delete,
+    patch_variants_status_subresource_and_wait,
+    get_watch_streams_changes,
+    kustomize_render_and_apply,
+    tokens_and_auth_can_i_as_service_account,
+);
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
@@ -217,9 +276,8 @@ fn plain_http_mode() {
     s.ok(&["get", "secrets"]);
 }
 
-#[test]
-fn apply_client_side_twice_server_side_and_get_outputs() {
-    let s = Server::start(&[]);
+fn apply_client_side_twice_server_side_and_get_outputs(server: kage_testcluster::Server) {
+    let s = Server::on(server, "apply");
     let f = s.write("m.yaml", MANIFESTS);
     let first = s.ok(&["apply", "-f", p(&f)]);
     assert!(
@@ -268,9 +326,8 @@ fn apply_client_side_twice_server_side_and_get_outputs() {
     assert!(managers.contains("kubectl"), "{managers}");
 }
 
-#[test]
-fn create_replace_conflict_delete() {
-    let s = Server::start(&[]);
+fn create_replace_conflict_delete(server: kage_testcluster::Server) {
+    let s = Server::on(server, "create");
     assert!(
         s.ok(&[
             "create",
@@ -346,9 +403,8 @@ fn create_replace_conflict_delete() {
     );
 }
 
-#[test]
-fn patch_variants_status_subresource_and_wait() {
-    let s = Server::start(&[]);
+fn patch_variants_status_subresource_and_wait(server: kage_testcluster::Server) {
+    let s = Server::on(server, "patch");
     s.ok(&["create", "configmap", "cfg", "--from-literal=a=1"]);
     s.ok(&["patch", "cm", "cfg", "-p", r#"{"data":{"b":"2"}}"#]);
     s.ok(&[
@@ -449,9 +505,8 @@ fn patch_variants_status_subresource_and_wait() {
     assert!(s.ok(&["delete", "-f", p(&w)]).contains("deleted"));
 }
 
-#[test]
-fn get_watch_streams_changes() {
-    let s = Server::start(&[]);
+fn get_watch_streams_changes(server: kage_testcluster::Server) {
+    let s = Server::on(server, "watch");
     s.ok(&["create", "configmap", "before", "--from-literal=a=1"]);
     let mut watch = s
         .cmd(&["get", "configmaps", "--watch", "-o", "name"])
@@ -481,13 +536,13 @@ fn get_watch_streams_changes() {
     let _ = watch.wait();
 }
 
-#[test]
-fn kustomize_render_and_apply() {
-    let s = Server::start(&[]);
-    s.write("k/kustomization.yaml", "namespace: shop\nresources: [ns.yaml, cm.yaml]\nconfigMapGenerator:\n- name: generated\n  literals: [k=v]\ncommonLabels:\n  app.kubernetes.io/part-of: shop\n");
+fn kustomize_render_and_apply(server: kage_testcluster::Server) {
+    let s = Server::on(server, "kustomize");
+    // Namespace `store`: deploy.rs applies into `shop` on the same shared control plane.
+    s.write("k/kustomization.yaml", "namespace: store\nresources: [ns.yaml, cm.yaml]\nconfigMapGenerator:\n- name: generated\n  literals: [k=v]\ncommonLabels:\n  app.kubernetes.io/part-of: store\n");
     s.write(
         "k/ns.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: store\n",
     );
     s.write(
         "k/cm.yaml",
@@ -497,7 +552,7 @@ fn kustomize_render_and_apply() {
     let rendered = s.ok(&["kustomize", p(&dir)]);
     let applied = s.ok_with(&["apply", "-f", "-"], Some(&rendered));
     assert!(
-        applied.contains("namespace/shop created") && applied.contains("configmap/plain created"),
+        applied.contains("namespace/store created") && applied.contains("configmap/plain created"),
         "{applied}"
     );
     let again = s.ok_with(&["apply", "-f", "-"], Some(&rendered));
@@ -506,9 +561,9 @@ fn kustomize_render_and_apply() {
         "get",
         "cm",
         "-n",
-        "shop",
+        "store",
         "-l",
-        "app.kubernetes.io/part-of=shop",
+        "app.kubernetes.io/part-of=store",
         "-o",
         "name",
     ]);
@@ -519,29 +574,24 @@ fn kustomize_render_and_apply() {
     s.ok(&[
         "delete",
         "namespace",
-        "shop",
+        "store",
         "--wait=true",
         "--timeout=20s",
     ]);
-    let err = s.fails(&["get", "namespace", "shop"]);
+    let err = s.fails(&["get", "namespace", "store"]);
     assert!(err.contains("not found"), "{err}");
 }
 
-#[test]
-fn tokens_and_auth_can_i_as_service_account() {
-    let s = Server::start(&[]);
-    s.ok(&["create", "namespace", "kage-system"]);
-    s.ok(&[
-        "create",
-        "serviceaccount",
-        "-n",
-        "kage-system",
-        "kage-controller",
-    ]);
-    let token = s.ok(&["create", "token", "-n", "kage-system", "kage-controller"]);
+fn tokens_and_auth_can_i_as_service_account(server: kage_testcluster::Server) {
+    let s = Server::on(server, "auth");
+    // Not kage's own names: on the shared control plane deploy.rs installs kage-system, whose
+    // ServiceAccount is granted far more.
+    s.ok(&["create", "namespace", "robots"]);
+    s.ok(&["create", "serviceaccount", "-n", "robots", "bot"]);
+    let token = s.ok(&["create", "token", "-n", "robots", "bot"]);
     let token = token.trim();
     assert!(!token.is_empty());
-    let sa = "system:serviceaccount:kage-system:kage-controller";
+    let sa = "system:serviceaccount:robots:bot";
     // `auth can-i` exits 1 for "no".
     let no = |args: &[&str]| {
         let out = s.run(args, None);
@@ -565,7 +615,7 @@ fn tokens_and_auth_can_i_as_service_account() {
         "rolebinding",
         "secret-reader",
         "--role=secret-reader",
-        "--serviceaccount=kage-system:kage-controller",
+        "--serviceaccount=robots:bot",
     ]);
     assert_eq!(
         s.ok(&["auth", "can-i", "get", "secrets", "--as", sa])
@@ -581,7 +631,7 @@ fn tokens_and_auth_can_i_as_service_account() {
     );
     let whoami = s.ok(&["auth", "whoami", "--as", sa]);
     assert!(
-        whoami.contains(sa) && whoami.contains("system:serviceaccounts:kage-system"),
+        whoami.contains(sa) && whoami.contains("system:serviceaccounts:robots"),
         "{whoami}"
     );
     // With the token itself.
@@ -602,7 +652,7 @@ fn tokens_and_auth_can_i_as_service_account() {
     s.ok(&["get", "secrets", &tok]);
     let err = s.fails(&["get", "secrets", "-n", "kube-system", &tok]);
     assert!(
-        err.contains(r#"secrets is forbidden: User "system:serviceaccount:kage-system:kage-controller" cannot list resource "secrets" in API group "" in the namespace "kube-system""#),
+        err.contains(r#"secrets is forbidden: User "system:serviceaccount:robots:bot" cannot list resource "secrets" in API group "" in the namespace "kube-system""#),
         "{err}"
     );
 }

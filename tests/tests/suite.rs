@@ -6,6 +6,7 @@
 mod common;
 mod controller;
 mod deploy;
+mod fidelity;
 mod http_api;
 mod kube_api;
 mod kubectl;
