@@ -7,6 +7,7 @@
 pub mod api;
 mod error;
 pub mod keys;
+pub mod limits;
 pub mod sealed;
 
 pub use error::{Error, ErrorKind, Result};
