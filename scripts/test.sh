@@ -15,3 +15,5 @@ cargo fmt --all -- --check
 cargo clippy -j"$jobs" --workspace --all-targets -- -D warnings
 cargo test -j"$jobs" --workspace --all-targets
 cargo test -j"$jobs" --workspace --doc
+# A short bounded run of every fuzz target (seeded from the test vectors; scripts/fuzz.sh).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh
