@@ -21,3 +21,5 @@ cargo deny check bans licenses
 cargo clippy -j"$jobs" --workspace --all-targets -- -D warnings
 cargo test -j"$jobs" --workspace --all-targets
 cargo test -j"$jobs" --workspace --doc
+# A short bounded run of every fuzz target (seeded from the test vectors; scripts/fuzz.sh).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz.sh

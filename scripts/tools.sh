@@ -7,6 +7,7 @@
 #   kubectl         : must already be on the PATH (it is on these machines; it is not in Debian 12)
 #   hyperfine, lua  : Debian packages for benchmarks and the Argo CD health-check test
 #   cargo-deny      : crates.io, for `cargo deny check bans licenses`
+#   cargo-fuzz      : `cargo install cargo-fuzz --locked`, for scripts/fuzz.sh (nightly toolchain)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -46,4 +47,10 @@ if command -v kubectl >/dev/null 2>&1; then
 else
   echo "tools: kubectl is not on the PATH; the kubectl interop tests need it" >&2
   exit 1
+fi
+
+# cargo-fuzz for scripts/fuzz.sh (libFuzzer targets; needs the nightly toolchain).
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "tools: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked >/dev/null
 fi

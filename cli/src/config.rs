@@ -111,13 +111,18 @@ impl Config {
 
     /// Parses the text of a `.kage.yaml` found at `path`.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config> {
+        kage_core::limits::check_size(bytes.len(), "YAML")?;
         let text = std::str::from_utf8(bytes).map_err(|_| user("not UTF-8 text"))?;
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+        let opts = kage_core::limits::yaml_options();
+        let raw: RawConfig = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
+            if let Some(limit) = kage_core::limits::from_yaml_error(&e) {
+                return anyhow::Error::from(limit);
+            }
             let at = e
                 .location()
                 .map(|l| format!(" at line {}", l.line()))
                 .unwrap_or_default();
-            user(format!("invalid .kage.yaml{at}: {}", e.without_snippet()))
+            user(format!("invalid .kage.yaml{at}: {}", e.without_snippet())).into()
         })?;
         let mut globs = Vec::new();
         for (i, env) in raw.environments.iter().enumerate() {

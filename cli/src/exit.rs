@@ -139,6 +139,16 @@ pub fn classify(err: &anyhow::Error) -> Report {
 }
 
 fn core_exit(err: &kage_core::Error) -> (Exit, Option<String>) {
+    if let kage_core::Error::Limit { .. } = err {
+        return (
+            Exit::Error,
+            Some(
+                "kage refuses inputs beyond its limits (docs/security.md); no real manifest comes \
+                 near them, so check that this is the file you meant"
+                    .into(),
+            ),
+        );
+    }
     match err.kind() {
         ErrorKind::UnknownKey | ErrorKind::WrongKey => (
             Exit::NoMatchingKey,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -354,6 +354,9 @@ fn check_type(t: &str, secret: &Secret) -> Result<()> {
 }
 
 fn check_json_object(bytes: &[u8], key: &str, auths: bool) -> Result<()> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        kage_core::limits::scan_json(text).with_context(|| format!("data.{key}"))?;
+    }
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
         user(format!(
             "data.{key} is not valid JSON (line {}, column {})",

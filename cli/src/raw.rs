@@ -98,6 +98,7 @@ pub struct RawTemplate {
 /// give a position and never the input text.
 pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
     let format = Format::detect(bytes);
+    kage_core::limits::check_size(bytes.len(), format.name())?;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
@@ -110,6 +111,8 @@ pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let docs = match format {
         Format::Json => {
+            // Counted before any map is built (a 3-million-key object is refused here).
+            kage_core::limits::scan_json(text)?;
             let mut out = Vec::new();
             for v in serde_json::Deserializer::from_str(text).into_iter::<RawDoc>() {
                 out.push(v.map_err(|e| {
@@ -123,14 +126,18 @@ pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
             out
         }
         Format::Yaml => {
-            let opts = serde_saphyr::options! { strict_booleans: true };
+            let mut opts = kage_core::limits::yaml_options();
+            opts.strict_booleans = true;
             let docs: Vec<Option<RawDoc>> = serde_saphyr::from_multiple_with_options(text, opts)
-                .map_err(|e| {
+                .map_err(|e| -> anyhow::Error {
+                    if let Some(limit) = kage_core::limits::from_yaml_error(&e) {
+                        return limit.into();
+                    }
                     let at = e
                         .location()
                         .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
                         .unwrap_or_default();
-                    user(format!("malformed YAML, or a field of the wrong type,{at}"))
+                    user(format!("malformed YAML, or a field of the wrong type,{at}")).into()
                 })?;
             docs.into_iter().flatten().collect()
         }

@@ -30,6 +30,14 @@ impl Format {
             _ => Format::Yaml,
         }
     }
+
+    /// `YAML` or `JSON` (as kage-core names formats in its errors).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "YAML",
+            Format::Json => "JSON",
+        }
+    }
 }
 
 /// An ordered output tree.

@@ -146,8 +146,10 @@ fn error(code: StatusCode, message: &str) -> Response {
 
 /// Input format of a request body, mirrored in the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
+pub enum Wire {
+    /// `application/json`, or a body starting with `{`.
     Json,
+    /// Anything else.
     Yaml,
 }
 
@@ -162,13 +164,16 @@ struct ReencryptRequest {
 }
 
 /// A request rejected before any decryption: status and message.
-type Rejection = (StatusCode, String);
+pub type Rejection = (StatusCode, String);
 
 fn reject((code, message): Rejection) -> Response {
     error(code, &message)
 }
 
-fn parse_body(
+/// Reads a `/v1/verify` or `/v1/reencrypt` body: an AgeSecret (JSON or YAML) or the reencrypt
+/// envelope, with its extra recipients and the wire format to answer in. Public for the fuzz
+/// targets.
+pub fn parse_body(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(AgeSecret, Vec<String>, Wire), Rejection> {
@@ -182,11 +187,21 @@ fn parse_body(
     } else {
         Wire::Json
     };
+    // kage-core's input limits, checked before a tree is built (docs/security.md).
+    let limit = |e: kage_core::Error| (StatusCode::BAD_REQUEST, e.to_string());
     let value: serde_json::Value = match wire {
-        Wire::Json => serde_json::from_slice(body)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?,
-        Wire::Yaml => serde_saphyr::from_slice(body)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid YAML: {e}")))?,
+        Wire::Json => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| (StatusCode::BAD_REQUEST, "invalid JSON: not UTF-8".to_string()))?;
+            kage_core::limits::scan_json(text).map_err(limit)?;
+            serde_json::from_str(text)
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?
+        }
+        Wire::Yaml => serde_saphyr::from_slice_with_options(body, kage_core::limits::yaml_options())
+            .map_err(|e| match kage_core::limits::from_yaml_error(&e) {
+                Some(l) => limit(l),
+                None => (StatusCode::BAD_REQUEST, format!("invalid YAML: {e}")),
+            })?,
     };
     let bad = |e: serde_json::Error| (StatusCode::BAD_REQUEST, format!("not an AgeSecret: {e}"));
     if value.get("ageSecret").is_some() {

@@ -59,6 +59,17 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// An input exceeds one of the limits of [`crate::limits`] (size, nodes, depth, documents,
+    /// aliases); nothing of it was kept.
+    #[error("{format} input exceeds the {limit}{}", .line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Limit {
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The limit that was hit.
+        limit: crate::limits::Limit,
+        /// 1-based line where it was hit, when known.
+        line: Option<usize>,
+    },
     /// A document is well-formed but wrong at `path`.
     #[error("{path}: {message}")]
     Invalid {
@@ -95,7 +106,7 @@ pub enum ErrorKind {
     BindingMismatch,
     /// See [`Error::MacMismatch`].
     MacMismatch,
-    /// See [`Error::Parse`].
+    /// See [`Error::Parse`] and [`Error::Limit`].
     Parse,
     /// See [`Error::Invalid`] and [`Error::Sops`].
     Invalid,
@@ -114,7 +125,7 @@ impl Error {
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::BindingMismatch { .. } => ErrorKind::BindingMismatch,
             Error::MacMismatch => ErrorKind::MacMismatch,
-            Error::Parse { .. } => ErrorKind::Parse,
+            Error::Parse { .. } | Error::Limit { .. } => ErrorKind::Parse,
             Error::Invalid { .. } | Error::Sops { .. } => ErrorKind::Invalid,
             Error::InvalidKey { .. } => ErrorKind::InvalidKey,
             Error::Encrypt { .. } => ErrorKind::Other,

@@ -8,6 +8,7 @@ pub mod api;
 mod error;
 pub mod keys;
 pub mod keysecret;
+pub mod limits;
 pub mod sealed;
 
 pub use error::{Error, ErrorKind, Result};

@@ -323,10 +323,10 @@ impl Document {
     }
 }
 
-/// Largest input accepted by [`parse`]: far above any manifest, low enough to bound memory.
-pub const MAX_INPUT_LEN: usize = 64 << 20;
-
 /// Parse YAML (every document of the stream) or JSON (one document).
+///
+/// Every limit of [`crate::limits`] applies (size, nodes with aliases expanded, depth,
+/// documents, alias uses); exceeding one is an [`Error::Limit`] naming it.
 ///
 /// ```
 /// use kage_core::document::{parse, emit, EmitOptions, Format};
@@ -335,13 +335,7 @@ pub const MAX_INPUT_LEN: usize = 64 << 20;
 /// assert_eq!(out, "# hello\nb: 1\na:\n  - x\n  - z\n");
 /// ```
 pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Document>> {
-    if bytes.len() > MAX_INPUT_LEN {
-        return Err(Error::Parse {
-            format: format.name(),
-            line: None,
-            message: format!("input is larger than {} MiB", MAX_INPUT_LEN >> 20),
-        });
-    }
+    crate::limits::check_size(bytes.len(), format.name())?;
     let text = std::str::from_utf8(bytes).map_err(|e| Error::Parse {
         format: format.name(),
         line: Some(
@@ -356,7 +350,10 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Document>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match format {
         Format::Yaml => yaml::parse(text),
-        Format::Json => json::parse(text).map(|d| vec![d]),
+        Format::Json => {
+            crate::limits::scan_json(text)?;
+            json::parse(text).map(|d| vec![d])
+        }
     }
 }
 

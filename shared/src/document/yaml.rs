@@ -13,6 +13,7 @@ use granit_parser::{Event, Parser, ScalarStyle, Span};
 use super::scalar::{double_quoted, needs_escape, needs_quotes, resolve_plain};
 use super::{Document, MapItem, Node, Scalar, SeqItem};
 use crate::error::{Error, Result};
+use crate::limits::{self, Limit};
 
 const CORE_TAG: &str = "tag:yaml.org,2002:";
 
@@ -53,7 +54,37 @@ struct Builder<'a> {
     doc_root: Option<Node>,
     /// Comments before the root collection of the current document.
     doc_head: Vec<String>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size in nodes (what an alias to them costs).
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far (aliases and anchor copies charged their expanded size).
+    nodes: usize,
+    aliases: usize,
+    documents: usize,
+}
+
+/// The size of a tree in the units of [`limits::MAX_NODES`]: every key, value, item and comment.
+fn node_size(node: &Node) -> usize {
+    match node {
+        Node::Scalar(_) => 1,
+        Node::Map(items) => {
+            1 + items
+                .iter()
+                .map(|i| match i {
+                    MapItem::Entry(_, v) => 1 + node_size(v),
+                    MapItem::Comment(_) => 1,
+                })
+                .sum::<usize>()
+        }
+        Node::Seq(items) => {
+            1 + items
+                .iter()
+                .map(|i| match i {
+                    SeqItem::Value(v) => node_size(v),
+                    SeqItem::Comment(_) => 1,
+                })
+                .sum::<usize>()
+        }
+    }
 }
 
 fn parse_error(line: Option<usize>, message: impl Into<String>) -> Error {
@@ -72,6 +103,9 @@ pub(super) fn parse(text: &str) -> Result<Vec<Document>> {
         doc_root: None,
         doc_head: Vec::new(),
         anchors: HashMap::new(),
+        nodes: 0,
+        aliases: 0,
+        documents: 0,
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
@@ -87,8 +121,35 @@ pub(super) fn parse(text: &str) -> Result<Vec<Document>> {
 }
 
 impl Builder<'_> {
+    /// Charge `n` nodes to the budget.
+    fn charge(&mut self, n: usize, line: usize) -> Result<()> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > limits::MAX_NODES {
+            return Err(limits::exceeded("YAML", Limit::Nodes, Some(line)));
+        }
+        Ok(())
+    }
+
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<()> {
         let line = span.start.line();
+        match &event {
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => {
+                self.charge(1, line)?
+            }
+            Event::Comment(..) => self.charge(1, line)?,
+            Event::DocumentStart(..) => {
+                self.documents += 1;
+                if self.documents > limits::MAX_DOCUMENTS {
+                    return Err(limits::exceeded("YAML", Limit::Documents, Some(line)));
+                }
+            }
+            _ => {}
+        }
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= limits::MAX_DEPTH
+        {
+            return Err(limits::exceeded("YAML", Limit::Depth, Some(line)));
+        }
         match event {
             Event::StreamStart | Event::StreamEnd | Event::Anchor(..) => {}
             Event::DocumentStart(..) => {
@@ -115,11 +176,18 @@ impl Builder<'_> {
                 }
             }
             Event::Alias(id) => {
-                let node = self
+                self.aliases += 1;
+                if self.aliases > limits::MAX_ALIASES {
+                    return Err(limits::exceeded("YAML", Limit::Aliases, Some(line)));
+                }
+                let size = self
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(|(_, size)| *size)
                     .ok_or_else(|| parse_error(Some(line), "alias to an unknown anchor"))?;
+                // Charged before the copy is made: an alias bomb stops here.
+                self.charge(size, line)?;
+                let node = self.anchors[&id].0.clone();
                 self.add_node(node, line, 0)?;
             }
             Event::UnresolvedAlias(name) => {
@@ -220,7 +288,10 @@ impl Builder<'_> {
 
     fn add_node(&mut self, node: Node, line: usize, anchor: usize) -> Result<()> {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            // The kept copy costs as much as the node itself.
+            let size = node_size(&node);
+            self.charge(size, line)?;
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         let Some(frame) = self.stack.last_mut() else {
             if self.doc_root.is_some() {
@@ -291,6 +362,14 @@ impl Builder<'_> {
             },
             FrameKind::Seq { items } => {
                 for c in head {
+                    items.push(SeqItem::Comment(c));
+                    frame.lines.push(line);
+                }
+                // A collection's leading comments are written above the dash of its item
+                // (`lead_comments`), where they read back as the sequence's: keep them there
+                // from the start, so that parse → emit → parse is stable.
+                let mut node = node;
+                for c in take_lead_comments(&mut node) {
                     items.push(SeqItem::Comment(c));
                     frame.lines.push(line);
                 }
@@ -707,6 +786,43 @@ fn lead_comments(value: &Node) -> Vec<&str> {
     }
 }
 
+/// Removes and returns the comments [`lead_comments`] would write above a sequence dash.
+fn take_lead_comments(node: &mut Node) -> Vec<String> {
+    match node {
+        Node::Map(items) => {
+            let n = items
+                .iter()
+                .take_while(|i| matches!(i, MapItem::Comment(_)))
+                .count();
+            items
+                .drain(..n)
+                .filter_map(|i| match i {
+                    MapItem::Comment(c) => Some(c),
+                    MapItem::Entry(..) => None,
+                })
+                .collect()
+        }
+        Node::Seq(items) => {
+            let n = items
+                .iter()
+                .take_while(|i| matches!(i, SeqItem::Comment(_)))
+                .count();
+            let mut out: Vec<String> = items
+                .drain(..n)
+                .filter_map(|i| match i {
+                    SeqItem::Comment(c) => Some(c),
+                    SeqItem::Value(_) => None,
+                })
+                .collect();
+            if let Some(SeqItem::Value(first)) = items.first_mut() {
+                out.extend(take_lead_comments(first));
+            }
+            out
+        }
+        Node::Scalar(_) => Vec::new(),
+    }
+}
+
 /// Multi-line strings are written as literal blocks when every character survives one.
 fn block_literal_ok(s: &str) -> bool {
     s.contains('\n')
@@ -787,6 +903,66 @@ mod tests {
             emit(&docs, 4),
             "a:\n    - 1\n    - 2\nb:\n    - 1\n    - 2\n---\nc: true\n"
         );
+    }
+
+    fn limit_of(text: &str) -> Option<Limit> {
+        match parse(text) {
+            Err(Error::Limit { limit, .. }) => Some(limit),
+            Ok(_) => None,
+            Err(e) => panic!("not a limit error: {e}"),
+        }
+    }
+
+    #[test]
+    fn alias_bombs_are_refused_before_expansion() {
+        // 9^10 nodes if expanded; each level is charged before its copy exists.
+        let mut bomb = String::from("sops: {}\na0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        assert_eq!(limit_of(&bomb), Some(Limit::Nodes));
+        let e = parse(&bomb).unwrap_err().to_string();
+        assert!(e.starts_with("YAML input exceeds the node count limit"), "{e}");
+        // Many cheap aliases hit the alias count instead.
+        let many = format!("a: &a x\nb: [{}]\n", vec!["*a"; limits::MAX_ALIASES + 1].join(", "));
+        assert_eq!(limit_of(&many), Some(Limit::Aliases));
+        // A few aliases are fine.
+        assert_eq!(limit_of("a: &a {k: v}\nb: *a\nc: *a\n"), None);
+    }
+
+    #[test]
+    fn depth_and_document_limits() {
+        let nested = |n: usize| format!("{}x{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(limit_of(&nested(limits::MAX_DEPTH)), None);
+        assert_eq!(limit_of(&nested(limits::MAX_DEPTH + 1)), Some(Limit::Depth));
+        let block: String = (0..=limits::MAX_DEPTH)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(limit_of(&block), Some(Limit::Depth));
+        let docs = |n: usize| "---\na: 1\n".repeat(n);
+        assert_eq!(limit_of(&docs(limits::MAX_DOCUMENTS)), None);
+        let e = parse(&docs(limits::MAX_DOCUMENTS + 1)).unwrap_err().to_string();
+        assert!(e.contains("document count limit (1024 documents)"), "{e}");
+    }
+
+    /// Found by the `document_roundtrip` fuzz target: a same-line comment on the first item of a
+    /// nested collection (`- - a #c`) was read into the inner sequence, written above the outer
+    /// dash, and read back into the outer one.
+    #[test]
+    fn comments_leading_nested_items_are_stable() {
+        for src in [
+            "- - a #c\n  - b\n",
+            "m:\n  - - x\n  - - a #c\n    - b\n",
+            "- k: v #c\n  j: w\n",
+            "- - - a #c\n",
+            "- #c\n  - a\n",
+        ] {
+            let once = parse(src).unwrap();
+            let text = emit(&once, 2);
+            assert_eq!(parse(&text).unwrap(), once, "{src:?} -> {text:?}");
+            assert_eq!(emit(&parse(&text).unwrap(), 2), text);
+        }
     }
 
     #[test]
