@@ -717,8 +717,21 @@ async fn route(ctx: Ctx) -> Result<Response<Body>> {
             }
             let opts = ctx.write_options(&rt.api_version());
             let name = name.unwrap_or_default();
+            let existed = ctx.state.store().get(&rt, ns_str, name).is_ok();
+            // An apply that creates the object needs `create` as well, as kube-apiserver
+            // authorizes it (a Role granting only patch cannot create through apply).
+            if !existed && ptype == PatchType::Apply && sub.is_empty() {
+                ctx.authorize(&Attributes {
+                    verb: "create".into(),
+                    group: rt.group.clone(),
+                    resource: rt.plural.clone(),
+                    subresource: String::new(),
+                    name: name.to_string(),
+                    namespace: ns_str.into(),
+                    path: String::new(),
+                })?;
+            }
             let mut store = ctx.state.store();
-            let existed = store.get(&rt, ns_str, name).is_ok();
             let obj = store.patch(&rt, ns_str, name, ptype, &body, sub, force, &opts)?;
             drop(store);
             let code = if existed { 200 } else { 201 };

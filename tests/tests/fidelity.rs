@@ -640,3 +640,66 @@ async fn the_same_interactions_answer_the_same_on_both_servers() {
         "unexpected differences {unexpected:?}, listed but gone {gone:?}:{report}"
     );
 }
+
+/// A server-side apply that creates its object is authorized as `create` too: with a Role that
+/// grants only `patch` on the name it is 403, with `create` added it succeeds (deploy/base lacked
+/// that `create` until the real server refused the controller's first key publication).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_that_creates_is_authorized_as_create_on_both_servers() {
+    for server in [Server::TestCluster, Server::Kubernetes] {
+        let t = Target::shared(server).await.expect("server starts");
+        let ns = format!("applycreate-{}", std::process::id());
+        let admin = t.client();
+        let j = "application/json";
+        send(
+            &admin,
+            "POST",
+            "/api/v1/namespaces",
+            j,
+            &json!({"metadata": {"name": ns}}),
+        )
+        .await;
+        let token = t.service_account_token(&ns, "pub").await.expect("token");
+        let role = |verbs: &[&str]| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "pub"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["keys"], "verbs": verbs}]})
+        };
+        let roles = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles");
+        let (code, _) = send(&admin, "POST", &roles, j, &role(&["get", "patch"])).await;
+        assert_eq!(code, 201);
+        let (code, _) = send(&admin, "POST", &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"), j,
+            &json!({"metadata": {"name": "pub"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pub"},
+                "subjects": [{"kind": "ServiceAccount", "name": "pub", "namespace": ns}]})).await;
+        assert_eq!(code, 201);
+        let sa = t.client_for_token(&token).expect("client");
+        let path = format!("/api/v1/namespaces/{ns}/configmaps/keys?fieldManager=pub");
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keys"}, "data": {"k": "v"}});
+        let apply = "application/apply-patch+yaml";
+        let (code, v) = send(&sa, "PATCH", &path, apply, &cm).await;
+        assert_eq!(
+            (code, v["reason"].as_str()),
+            (403, Some("Forbidden")),
+            "{server:?}: {v}"
+        );
+        let (code, _) = send(
+            &admin,
+            "PUT",
+            &format!("{roles}/pub"),
+            j,
+            &role(&["get", "patch", "create"]),
+        )
+        .await;
+        assert_eq!(code, 200);
+        // RBAC changes reach the real authorizer's cache within moments.
+        let mut last = (0, Value::Null);
+        for _ in 0..100 {
+            last = send(&sa, "PATCH", &path, apply, &cm).await;
+            if last.0 == 201 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(last.0, 201, "{server:?}: {}", last.1);
+    }
+}
