@@ -18,6 +18,8 @@ mod config;
 mod edit;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/interop.rs"]
 mod interop;
 #[path = "cli/keygen.rs"]

@@ -191,17 +191,24 @@ pub fn parse_body(
     let limit = |e: kage_core::Error| (StatusCode::BAD_REQUEST, e.to_string());
     let value: serde_json::Value = match wire {
         Wire::Json => {
-            let text = std::str::from_utf8(body)
-                .map_err(|_| (StatusCode::BAD_REQUEST, "invalid JSON: not UTF-8".to_string()))?;
+            let text = std::str::from_utf8(body).map_err(|_| {
+                (
+                    StatusCode::BAD_REQUEST,
+                    "invalid JSON: not UTF-8".to_string(),
+                )
+            })?;
             kage_core::limits::scan_json(text).map_err(limit)?;
             serde_json::from_str(text)
                 .map_err(|e| (StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?
         }
-        Wire::Yaml => serde_saphyr::from_slice_with_options(body, kage_core::limits::yaml_options())
-            .map_err(|e| match kage_core::limits::from_yaml_error(&e) {
-                Some(l) => limit(l),
-                None => (StatusCode::BAD_REQUEST, format!("invalid YAML: {e}")),
-            })?,
+        Wire::Yaml => {
+            serde_saphyr::from_slice_with_options(body, kage_core::limits::yaml_options()).map_err(
+                |e| match kage_core::limits::from_yaml_error(&e) {
+                    Some(l) => limit(l),
+                    None => (StatusCode::BAD_REQUEST, format!("invalid YAML: {e}")),
+                },
+            )?
+        }
     };
     let bad = |e: serde_json::Error| (StatusCode::BAD_REQUEST, format!("not an AgeSecret: {e}"));
     if value.get("ageSecret").is_some() {

@@ -21,10 +21,16 @@ fuzz_target!(|data: &[u8]| {
     match first % 3 {
         0 => {}
         1 => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
         _ => {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/yaml"),
+            );
         }
     }
     let Ok((ags, _extra, _wire)) = parse_body(&headers, body) else {

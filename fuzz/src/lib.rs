@@ -25,6 +25,9 @@ pub fn ring() -> KeyRing {
 
 // The CLI modules, compiled from `cli/src` at the crate root (they refer to each other as
 // `crate::…`).
+#[path = "../../cli/src/agesecret.rs"]
+#[allow(dead_code, clippy::all)]
+pub mod agesecret;
 #[path = "../../cli/src/config.rs"]
 #[allow(dead_code, clippy::all)]
 pub mod config;
@@ -40,9 +43,6 @@ pub mod raw;
 #[path = "../../cli/src/tree.rs"]
 #[allow(dead_code, clippy::all)]
 pub mod tree;
-#[path = "../../cli/src/agesecret.rs"]
-#[allow(dead_code, clippy::all)]
-pub mod agesecret;
 
 /// The one function of the CLI's `io` module the readers call (`--from-file` and
 /// `Config::load`, neither reached by the targets).

@@ -196,9 +196,7 @@ pub fn from_yaml_error(err: &serde_saphyr::Error) -> Option<Error> {
         return None;
     };
     let limit = match breach {
-        B::InputBytes { .. } | B::ScalarBytes { .. } | B::CommentBytes { .. } => {
-            Limit::InputBytes
-        }
+        B::InputBytes { .. } | B::ScalarBytes { .. } | B::CommentBytes { .. } => Limit::InputBytes,
         B::RecordedAnchorBytes { .. } => Limit::InputBytes,
         B::Depth { .. } => Limit::Depth,
         B::Documents { .. } => Limit::Documents,
@@ -206,10 +204,7 @@ pub fn from_yaml_error(err: &serde_saphyr::Error) -> Option<Error> {
         B::MergeKeys { .. } => Limit::Aliases,
         _ => Limit::Nodes,
     };
-    let line = err
-        .location()
-        .map(|l| l.line() as usize)
-        .filter(|&l| l > 0);
+    let line = err.location().map(|l| l.line() as usize).filter(|&l| l > 0);
     Some(exceeded("YAML", limit, line))
 }
 
@@ -226,7 +221,10 @@ mod tests {
 
     #[test]
     fn json_scan_counts_nodes_depth_and_documents() {
-        assert_eq!(limit_of(scan_json(r#"{"a":"b\"{{{{","c":[1,true,null]}"#)), None);
+        assert_eq!(
+            limit_of(scan_json(r#"{"a":"b\"{{{{","c":[1,true,null]}"#)),
+            None
+        );
         let wide = format!("{{{}\"z\":0}}", "\"k\":1,".repeat(MAX_NODES / 2));
         assert_eq!(limit_of(scan_json(&wide)), Some(Limit::Nodes));
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
@@ -252,18 +250,24 @@ mod tests {
     #[test]
     fn yaml_budget_breaches_name_the_limit() {
         let docs = "---\na: 1\n".repeat(MAX_DOCUMENTS + 1);
-        let err = serde_saphyr::from_multiple_with_options::<serde_json::Value>(
-            &docs,
-            yaml_options(),
-        )
-        .unwrap_err();
+        let err =
+            serde_saphyr::from_multiple_with_options::<serde_json::Value>(&docs, yaml_options())
+                .unwrap_err();
         let e = from_yaml_error(&err).expect("a budget error");
-        assert!(matches!(e, Error::Limit { limit: Limit::Documents, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Limit {
+                    limit: Limit::Documents,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("document count limit (1024"), "{e}");
         let bomb = alias_bomb();
-        let err =
-            serde_saphyr::from_str_with_options::<serde_json::Value>(&bomb, yaml_options())
-                .unwrap_err();
+        let err = serde_saphyr::from_str_with_options::<serde_json::Value>(&bomb, yaml_options())
+            .unwrap_err();
         assert!(from_yaml_error(&err).is_some(), "{err}");
         let syntax = serde_saphyr::from_str::<serde_json::Value>("a: [").unwrap_err();
         assert!(from_yaml_error(&syntax).is_none());

@@ -315,21 +315,29 @@ pub fn run_cluster(
 
 /// The documents of a YAML or JSON file as JSON values (`kind: List` flattened).
 pub fn json_docs(bytes: &[u8]) -> Result<Vec<serde_json::Value>> {
+    let format = crate::tree::Format::detect(bytes);
+    kage_core::limits::check_size(bytes.len(), format.name())?;
     let text = std::str::from_utf8(bytes).map_err(|_| crate::exit::user("not UTF-8 text"))?;
-    let docs: Vec<serde_json::Value> =
-        if crate::tree::Format::detect(bytes) == crate::tree::Format::Json {
-            serde_json::Deserializer::from_str(text)
-                .into_iter::<serde_json::Value>()
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| crate::exit::user(format!("malformed JSON: {e}")))?
-        } else {
-            let docs: Vec<Option<serde_json::Value>> = serde_saphyr::from_multiple(text)
-                .map_err(|_| crate::exit::user("malformed YAML"))?;
-            docs.into_iter()
-                .flatten()
-                .filter(|v| !v.is_null())
-                .collect()
-        };
+    let docs: Vec<serde_json::Value> = if format == crate::tree::Format::Json {
+        kage_core::limits::scan_json(text)?;
+        serde_json::Deserializer::from_str(text)
+            .into_iter::<serde_json::Value>()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| crate::exit::user(format!("malformed JSON: {e}")))?
+    } else {
+        let docs: Vec<Option<serde_json::Value>> =
+            serde_saphyr::from_multiple_with_options(text, kage_core::limits::yaml_options())
+                .map_err(|e| -> anyhow::Error {
+                    match kage_core::limits::from_yaml_error(&e) {
+                        Some(limit) => limit.into(),
+                        None => crate::exit::user("malformed YAML").into(),
+                    }
+                })?;
+        docs.into_iter()
+            .flatten()
+            .filter(|v| !v.is_null())
+            .collect()
+    };
     let mut out = Vec::new();
     for d in docs {
         match d.get("items").and_then(|i| i.as_array()) {

@@ -73,12 +73,11 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Node, A::Error> {
         let mut items: Vec<MapItem> = Vec::new();
+        // A set, not a scan of `items`: the scan is quadratic in the number of keys.
+        let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(NodeSeed)?;
-            if items
-                .iter()
-                .any(|i| matches!(i, MapItem::Entry(k, _) if *k == key))
-            {
+            if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
             items.push(MapItem::Entry(key, value));

@@ -35,6 +35,9 @@ enum FrameKind {
     Map {
         items: Vec<MapItem>,
         pending_key: Option<(String, usize)>,
+        /// The keys so far: a duplicate check by scanning `items` is quadratic (a 250,000-key
+        /// mapping took minutes).
+        seen: std::collections::HashSet<String>,
     },
     Seq {
         items: Vec<SeqItem>,
@@ -212,6 +215,7 @@ impl Builder<'_> {
                     FrameKind::Map {
                         items: Vec::new(),
                         pending_key: None,
+                        seen: Default::default(),
                     },
                     indent,
                     anchor,
@@ -310,7 +314,11 @@ impl Builder<'_> {
         let head = std::mem::take(&mut frame.head);
         let deferred = std::mem::take(&mut frame.deferred);
         match &mut frame.kind {
-            FrameKind::Map { items, pending_key } => match pending_key.take() {
+            FrameKind::Map {
+                items,
+                pending_key,
+                seen,
+            } => match pending_key.take() {
                 None => {
                     let key = match node {
                         Node::Scalar(Scalar::Str(s)) => s,
@@ -338,10 +346,7 @@ impl Builder<'_> {
                     }
                 }
                 Some((key, key_line)) => {
-                    if items
-                        .iter()
-                        .any(|i| matches!(i, MapItem::Entry(k, _) if *k == key))
-                    {
+                    if !seen.insert(key.clone()) {
                         return Err(parse_error(
                             Some(key_line),
                             format!("duplicate mapping key {key:?}"),
@@ -425,6 +430,7 @@ impl Builder<'_> {
             if let FrameKind::Map {
                 pending_key: Some((_, key_line)),
                 items,
+                ..
             } = &mut frame.kind
                 && *key_line == line
             {
@@ -919,13 +925,21 @@ mod tests {
         let mut bomb = String::from("sops: {}\na0: &a0 [x, x, x, x, x, x, x, x, x]\n");
         for i in 1..10 {
             let p = i - 1;
-            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
         }
         assert_eq!(limit_of(&bomb), Some(Limit::Nodes));
         let e = parse(&bomb).unwrap_err().to_string();
-        assert!(e.starts_with("YAML input exceeds the node count limit"), "{e}");
+        assert!(
+            e.starts_with("YAML input exceeds the node count limit"),
+            "{e}"
+        );
         // Many cheap aliases hit the alias count instead.
-        let many = format!("a: &a x\nb: [{}]\n", vec!["*a"; limits::MAX_ALIASES + 1].join(", "));
+        let many = format!(
+            "a: &a x\nb: [{}]\n",
+            vec!["*a"; limits::MAX_ALIASES + 1].join(", ")
+        );
         assert_eq!(limit_of(&many), Some(Limit::Aliases));
         // A few aliases are fine.
         assert_eq!(limit_of("a: &a {k: v}\nb: *a\nc: *a\n"), None);
@@ -942,7 +956,9 @@ mod tests {
         assert_eq!(limit_of(&block), Some(Limit::Depth));
         let docs = |n: usize| "---\na: 1\n".repeat(n);
         assert_eq!(limit_of(&docs(limits::MAX_DOCUMENTS)), None);
-        let e = parse(&docs(limits::MAX_DOCUMENTS + 1)).unwrap_err().to_string();
+        let e = parse(&docs(limits::MAX_DOCUMENTS + 1))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("document count limit (1024 documents)"), "{e}");
     }
 
