@@ -22,6 +22,8 @@ mod errors;
 mod interop;
 #[path = "cli/keygen.rs"]
 mod keygen;
+#[path = "cli/outputs.rs"]
+mod outputs;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/set.rs"]
