@@ -321,7 +321,12 @@ pub fn json_docs(bytes: &[u8]) -> Result<Vec<serde_json::Value>> {
             serde_json::Deserializer::from_str(text)
                 .into_iter::<serde_json::Value>()
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| crate::exit::user(format!("malformed JSON: {e}")))?
+                .map_err(|e| crate::exit::user(format!("malformed JSON: {e}")))
+                .and_then(|docs| {
+                    kage_core::document::check_json_unique_keys(text)
+                        .map(|()| docs)
+                        .map_err(|e| crate::exit::user(e.to_string()))
+                })?
         } else {
             let docs: Vec<Option<serde_json::Value>> = serde_saphyr::from_multiple(text)
                 .map_err(|_| crate::exit::user("malformed YAML"))?;
