@@ -186,9 +186,17 @@ impl KubeCluster {
                 let uri: http::Uri = url
                     .parse()
                     .map_err(|e| user(format!("--controller-url {url}: {e}")).exit(Exit::Usage))?;
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                    return Err(user(format!("--controller-url {url}: not an http(s) URL"))
+                        .hint("e.g. --controller-url http://127.0.0.1:8080 (a port-forward)")
+                        .exit(Exit::Usage)
+                        .into());
+                }
                 let mut cfg = kube::Config::new(uri);
                 cfg.read_timeout = Some(loc.timeout);
                 cfg.connect_timeout = Some(loc.timeout);
+                // The client spawns its request buffer's worker: only inside the runtime.
+                let _in_runtime = rt.enter();
                 Some(kube::Client::try_from(cfg).context("building the controller client")?)
             }
             None => None,

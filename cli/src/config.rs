@@ -17,7 +17,7 @@ pub const FILE_NAME: &str = ".kage.yaml";
 
 /// One environment as written in `.kage.yaml`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Environment {
     /// Unique name (`prod`).
     pub name: String,
@@ -40,6 +40,7 @@ pub struct Environment {
 
 /// `cluster:` of an environment.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClusterRef {
     /// kubeconfig context.
     #[serde(default)]
@@ -49,7 +50,10 @@ pub struct ClusterRef {
     pub namespace: Option<String>,
 }
 
+// Unknown fields are refused at every level: a typo (`extraRecipient:`) would otherwise
+// silently drop what it names (a break-glass key from every sealed value).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     environments: Vec<Environment>,
@@ -113,16 +117,22 @@ impl Config {
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config> {
         kage_core::limits::check_size(bytes.len(), "YAML")?;
         let text = std::str::from_utf8(bytes).map_err(|_| user("not UTF-8 text"))?;
-        let opts = kage_core::limits::yaml_options();
-        let raw: RawConfig = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
-            if let Some(limit) = kage_core::limits::from_yaml_error(&e) {
-                return anyhow::Error::from(limit);
+        let mut field = String::new();
+        let raw: RawConfig = serde_saphyr::with_deserializer_from_str_with_options(
+            text,
+            kage_core::limits::yaml_options(),
+            |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    field = e.path().to_string();
+                    e.into_inner()
+                })
+            },
+        )
+        .map_err(|e| -> anyhow::Error {
+            match kage_core::limits::from_yaml_error(&e) {
+                Some(limit) => limit.into(),
+                None => config_error(&e, &field).into(),
             }
-            let at = e
-                .location()
-                .map(|l| format!(" at line {}", l.line()))
-                .unwrap_or_default();
-            user(format!("invalid .kage.yaml{at}: {}", e.without_snippet())).into()
         })?;
         let mut globs = Vec::new();
         for (i, env) in raw.environments.iter().enumerate() {
@@ -231,6 +241,68 @@ impl Config {
     }
 }
 
+/// The error for a `.kage.yaml` that does not parse into [`RawConfig`]: the line, the field
+/// path (`environments[0].extraRecipient`) and, for an unknown field, the nearest known one.
+fn config_error(e: &serde_saphyr::Error, field: &str) -> crate::exit::UserError {
+    let at = e
+        .location()
+        .map(|l| format!(" at line {}", l.line()))
+        .unwrap_or_default();
+    let e = e.without_snippet();
+    if let serde_saphyr::Error::SerdeUnknownField {
+        field: name,
+        expected,
+        ..
+    } = e
+    {
+        let err = user(format!("invalid .kage.yaml{at}: unknown field {field}"));
+        return match nearest(name, expected) {
+            Some(near) => err.hint(format!("did you mean `{near}`?")),
+            None => err.hint(format!("the fields here are {}", expected.join(", "))),
+        };
+    }
+    let field = match field {
+        "" | "." => String::new(),
+        f => format!("{f}: "),
+    };
+    user(format!("invalid .kage.yaml{at}: {field}{e}"))
+}
+
+/// The known name closest to `name` (case, `-` and `_` aside), if it is close: at most a third
+/// of its letters differ.
+fn nearest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let n = norm(name);
+    known
+        .iter()
+        .map(|k| (edit_distance(&n, &norm(k)), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// Resolves `.` and `..` without touching the file system (the file may not exist yet).
 pub fn absolute(path: &Path) -> Result<PathBuf> {
     let joined = if path.is_absolute() {
@@ -330,9 +402,68 @@ mod tests {
             ("environments:\n- name: a\n  scope: wide\n", "scope"),
             ("environments:\n- name: a\n  paths: [\"a/[\"]\n", "glob"),
             ("environments: [", "invalid .kage.yaml"),
+            (
+                "environments:\n- name: a\n  recipients: [x]\n  scope: [1]\n",
+                "line 4: environments[0].scope: ",
+            ),
         ] {
             let err = Config::parse(Path::new("/r/.kage.yaml"), text.as_bytes()).unwrap_err();
             assert!(format!("{err:#}").contains(want), "{want}: {err:#}");
         }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_the_nearest_name() {
+        for (text, want, hint) in [
+            (
+                "environments:\n- name: a\n  extraRecipient: [x]\n",
+                "invalid .kage.yaml at line 3: unknown field environments[0].extraRecipient",
+                Some("did you mean `extraRecipients`?"),
+            ),
+            (
+                "enviroments:\n- name: a\n",
+                "at line 1: unknown field enviroments",
+                Some("did you mean `environments`?"),
+            ),
+            (
+                "environments:\n- name: a\n  cluster: {context: x, namepsace: y}\n",
+                "unknown field environments[0].cluster.namepsace",
+                Some("did you mean `namespace`?"),
+            ),
+            (
+                "environments:\n- name: a\n  extra_recipients: []\n",
+                "unknown field environments[0].extra_recipients",
+                Some("did you mean `extraRecipients`?"),
+            ),
+            (
+                "version: 1\nenvironments: []\n",
+                "unknown field version",
+                Some("the fields here are environments"),
+            ),
+        ] {
+            let err = Config::parse(Path::new("/r/.kage.yaml"), text.as_bytes()).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want), "{text}: {msg}");
+            let report = crate::exit::classify(&err);
+            assert_eq!(report.exit, Exit::Error);
+            assert_eq!(report.hint.as_deref(), hint, "{text}");
+        }
+    }
+
+    #[test]
+    fn nearest_names() {
+        let known = [
+            "name",
+            "paths",
+            "recipients",
+            "extraRecipients",
+            "scope",
+            "cluster",
+        ];
+        assert_eq!(nearest("recipient", &known), Some("recipients"));
+        assert_eq!(nearest("Scope", &known), Some("scope"));
+        assert_eq!(nearest("path", &known), Some("paths"));
+        assert_eq!(nearest("banana", &known), None);
+        assert_eq!(nearest("x", &known), None);
     }
 }

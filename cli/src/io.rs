@@ -92,18 +92,39 @@ pub enum Sensitivity {
     Public,
 }
 
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, then a rename.
-/// The target is untouched unless everything succeeded.
+/// Writes `bytes` to the output `path`, by the rules of docs/cli.md ("Output paths"):
+/// - a new path or a regular file: atomically, through a temp file in the same directory and a
+///   rename; the target is untouched unless everything succeeded;
+/// - a symlink: followed; its final target is replaced atomically (the link stays), a dangling
+///   link is refused;
+/// - a character device (`/dev/null`, a terminal) or a FIFO: written through, never replaced;
+/// - anything else (a directory, a socket, a block device) is refused.
 pub fn write_atomic(path: &Path, bytes: &[u8], sensitivity: Sensitivity) -> Result<()> {
     let ctx = || format!("writing {}", path.display());
-    let dir = match path.parent() {
+    match output_node(path)? {
+        OutputNode::Stream => {
+            // opened as the shell's `>` would, minus creating or truncating: the node stays
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(ctx)?;
+            f.write_all(bytes).and_then(|_| f.flush()).with_context(ctx)
+        }
+        OutputNode::File(real) => replace_file(path, &real, bytes, sensitivity),
+    }
+}
+
+/// Writes `real` (the output `shown`, symlinks followed) through a temp file and a rename.
+fn replace_file(shown: &Path, real: &Path, bytes: &[u8], sensitivity: Sensitivity) -> Result<()> {
+    let ctx = || format!("writing {}", shown.display());
+    let dir = match real.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
         return Err(crate::exit::user(format!(
             "writing {}: directory {} does not exist",
-            path.display(),
+            shown.display(),
             dir.display()
         ))
         .hint(format!("create it first: mkdir -p {}", dir.display()))
@@ -114,12 +135,136 @@ pub fn write_atomic(path: &Path, bytes: &[u8], sensitivity: Sensitivity) -> Resu
         .suffix(".tmp")
         .tempfile_in(&dir)
         .with_context(ctx)?;
-    set_mode(tmp.as_file(), path, sensitivity).with_context(ctx)?;
+    // a signal that ends kage mid-write removes it (it may hold plaintext)
+    let _cleanup = crate::signals::Cleanup::register(tmp.path());
+    set_mode(tmp.as_file(), real, sensitivity).with_context(ctx)?;
     // No fsync: the rename keeps readers from ever seeing a partial file, and a per-file fsync
     // would make sealing a thousand files take seconds.
     tmp.write_all(bytes).with_context(ctx)?;
-    tmp.persist(path).map_err(|e| e.error).with_context(ctx)?;
+    tmp.persist(real).map_err(|e| e.error).with_context(ctx)?;
     Ok(())
+}
+
+/// What an output path names, symlinks followed.
+enum OutputNode {
+    /// A regular file or nothing yet: this path (the final target of any symlinks) is replaced.
+    File(PathBuf),
+    /// A character device or a FIFO: written through.
+    Stream,
+}
+
+/// The kind of file a path names (following symlinks), `None` when nothing is there; a dangling
+/// symlink and the kinds kage never writes are errors.
+fn output_node(path: &Path) -> Result<OutputNode> {
+    let ctx = || format!("writing {}", path.display());
+    let link = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(OutputNode::File(path.to_path_buf()));
+        }
+        Err(e) => return Err(e).with_context(ctx),
+    };
+    let meta = if link.file_type().is_symlink() {
+        match fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let to = fs::read_link(path).unwrap_or_default();
+                return Err(user(format!(
+                    "writing {}: a symlink to {}, which does not exist",
+                    path.display(),
+                    to.display()
+                ))
+                .hint("kage writes through a symlink only to an existing file; remove the link or create its target")
+                .into());
+            }
+            Err(e) => return Err(e).with_context(ctx),
+        }
+    } else {
+        link.clone()
+    };
+    match node_kind(&meta.file_type()) {
+        NodeKind::File if link.file_type().is_symlink() => {
+            Ok(OutputNode::File(fs::canonicalize(path).with_context(ctx)?))
+        }
+        NodeKind::File => Ok(OutputNode::File(path.to_path_buf())),
+        NodeKind::Stream => Ok(OutputNode::Stream),
+        NodeKind::Other(what) => Err(user(format!("writing {}: is {what}", path.display()))
+            .hint("kage writes regular files, character devices (such as /dev/null) and FIFOs")
+            .into()),
+    }
+}
+
+enum NodeKind {
+    File,
+    Stream,
+    Other(&'static str),
+}
+
+#[cfg(unix)]
+fn node_kind(ft: &fs::FileType) -> NodeKind {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_char_device() || ft.is_fifo() {
+        NodeKind::Stream
+    } else if ft.is_dir() {
+        NodeKind::Other("a directory")
+    } else if ft.is_socket() {
+        NodeKind::Other("a socket")
+    } else if ft.is_block_device() {
+        NodeKind::Other("a block device")
+    } else {
+        NodeKind::Other("not a regular file")
+    }
+}
+
+#[cfg(not(unix))]
+fn node_kind(ft: &fs::FileType) -> NodeKind {
+    if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_dir() {
+        NodeKind::Other("a directory")
+    } else {
+        NodeKind::Other("not a regular file")
+    }
+}
+
+/// Which file a path names, to compare inputs and outputs: the inode of an existing regular
+/// file (symlinks followed, so links and hard links compare equal), else the absolute path of
+/// the file to be created; `None` for devices and FIFOs, which are never compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FileId {
+    Inode(u64, u64),
+    New(PathBuf),
+}
+
+fn file_id(path: &Path) -> Option<FileId> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Some(inode(&m)),
+        Ok(_) => None,
+        Err(_) => {
+            // not there yet: its directory's real path and its name
+            let abs = crate::config::absolute(path).ok()?;
+            let real = match (abs.parent(), abs.file_name()) {
+                (Some(dir), Some(name)) => fs::canonicalize(dir)
+                    .map(|d| d.join(name))
+                    .unwrap_or(abs.clone()),
+                _ => abs,
+            };
+            Some(FileId::New(real))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(m: &fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    FileId::Inode(m.dev(), m.ino())
+}
+
+#[cfg(not(unix))]
+fn inode(_: &fs::Metadata) -> FileId {
+    FileId::New(PathBuf::new())
 }
 
 #[cfg(unix)]
@@ -198,6 +343,17 @@ impl Destination {
                     .exit(crate::exit::Exit::Usage)
                     .into());
             }
+            if let Some(p) = inputs
+                .iter()
+                .find(|p| fs::metadata(p).is_ok_and(|m| !m.is_file()))
+            {
+                return Err(user(format!(
+                    "--in-place needs regular files; {} is not one",
+                    p.display()
+                ))
+                .exit(crate::exit::Exit::Usage)
+                .into());
+            }
             return Ok(Destination::InPlace);
         }
         match output {
@@ -214,6 +370,56 @@ impl Destination {
             .into()),
             Some(p) => Ok(Destination::File(p.to_path_buf())),
         }
+    }
+
+    /// Refuses, before anything is read or written, outputs that would destroy a file: an
+    /// output that is one of the inputs (except each input's own with `--in-place`), and two
+    /// inputs whose outputs are the same file. `over_input` words the refusal of the first case.
+    pub fn check(
+        &self,
+        inputs: &[PathBuf],
+        over_input: &dyn Fn(&Path) -> crate::exit::UserError,
+    ) -> Result<()> {
+        let ids: Vec<(&Path, Option<FileId>)> = inputs
+            .iter()
+            .filter(|p| !is_dash(p))
+            .map(|p| {
+                (
+                    p.as_path(),
+                    file_id(p).filter(|id| matches!(id, FileId::Inode(..))),
+                )
+            })
+            .collect();
+        let mut outputs: Vec<(&Path, FileId)> = Vec::new();
+        for (input, _) in &ids {
+            let Some(target) = self.target(Some(input))? else {
+                continue;
+            };
+            let Some(out_id) = file_id(&target) else {
+                continue;
+            };
+            if let Some((other, _)) = outputs.iter().find(|(_, id)| *id == out_id) {
+                return Err(user(format!(
+                    "{} and {} would both be written to {}",
+                    other.display(),
+                    input.display(),
+                    target.display()
+                ))
+                .hint("nothing was written; give the inputs different file names, or run once per input")
+                .exit(crate::exit::Exit::Usage)
+                .into());
+            }
+            // in place, each output is its input: one file given twice is the collision above
+            if let Some((same, _)) = ids
+                .iter()
+                .filter(|_| !matches!(self, Destination::InPlace))
+                .find(|(_, id)| id.as_ref() == Some(&out_id))
+            {
+                return Err(over_input(same).exit(crate::exit::Exit::Usage).into());
+            }
+            outputs.push((input, out_id));
+        }
+        Ok(())
     }
 
     /// The output file for one input (`None`: stdout).

@@ -36,7 +36,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code.code());
         }
     };
-    match cmd::run(cli) {
+    let result = cmd::run(cli);
+    signals::settle();
+    match result {
         Ok(code) => ExitCode::from(code.code()),
         Err(err) => {
             let report = exit::classify(&err);

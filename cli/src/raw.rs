@@ -123,6 +123,8 @@ pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
                     ))
                 })?);
             }
+            // as in YAML, a key given twice is refused (the maps above keep the last one)
+            kage_core::document::check_json_unique_keys(text).map_err(duplicate_key)?;
             out
         }
         Format::Yaml => {
@@ -143,6 +145,13 @@ pub fn parse_docs(bytes: &[u8]) -> Result<(Format, Vec<RawDoc>)> {
         }
     };
     Ok((format, docs))
+}
+
+/// The refusal of a JSON key given twice (the text parsed otherwise).
+pub fn duplicate_key(e: kage_core::Error) -> anyhow::Error {
+    user(e.to_string())
+        .hint("a key given twice is ambiguous (the last one would win); keep one")
+        .into()
 }
 
 /// Whether the bytes look like they hold a SOPS document (a top-level `sops` key). Cheap; the
@@ -221,6 +230,22 @@ mod tests {
             let err = parse_docs(bad).unwrap_err();
             assert!(!format!("{err:#}").contains("s3cret"), "{err:#}");
         }
+    }
+
+    #[test]
+    fn json_duplicate_keys_are_refused_at_any_depth() {
+        for bad in [
+            &b"{\"kind\": \"Secret\", \"stringData\": {\"a\": \"x\",\n \"a\": \"y\"}}"[..],
+            b"{\"kind\": \"AgeSecret\", \"spec\": {\"suspend\": {\"b\": 1, \"b\": 2}}}",
+            b"{\"kind\": \"Secret\"}\n{\"kind\": \"Secret\", \"data\": {\"k\": \"eA==\", \"k\": \"eQ==\"}}",
+        ] {
+            let err = parse_docs(bad).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("duplicate key"), "{msg}");
+            assert!(!msg.contains("eA==") && !msg.contains("\"x\""), "{msg}");
+        }
+        // the same key in different objects is fine
+        parse_docs(b"{\"kind\": \"Secret\", \"data\": {\"kind\": \"eA==\"}}").unwrap();
     }
 
     #[test]

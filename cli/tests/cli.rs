@@ -24,6 +24,8 @@ mod hostile;
 mod interop;
 #[path = "cli/keygen.rs"]
 mod keygen;
+#[path = "cli/outputs.rs"]
+mod outputs;
 #[path = "cli/roundtrip.rs"]
 mod roundtrip;
 #[path = "cli/set.rs"]

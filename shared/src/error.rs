@@ -43,6 +43,12 @@ pub enum Error {
         "MAC mismatch: the file was modified after it was encrypted (values changed, added, removed or reordered)"
     )]
     MacMismatch,
+    /// The SOPS metadata has no MAC: nothing proves the values are the ones encrypted (a
+    /// stripped MAC is tampering, like a wrong one).
+    #[error(
+        "sops metadata: mac is missing: the file cannot be checked for tampering (values changed, added or removed)"
+    )]
+    MacMissing,
     /// The SOPS metadata is malformed or unsupported.
     #[error("sops metadata: {what}")]
     Sops {
@@ -124,7 +130,7 @@ impl Error {
             Error::WrongKey { .. } => ErrorKind::WrongKey,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::BindingMismatch { .. } => ErrorKind::BindingMismatch,
-            Error::MacMismatch => ErrorKind::MacMismatch,
+            Error::MacMismatch | Error::MacMissing => ErrorKind::MacMismatch,
             Error::Parse { .. } | Error::Limit { .. } => ErrorKind::Parse,
             Error::Invalid { .. } | Error::Sops { .. } => ErrorKind::Invalid,
             Error::InvalidKey { .. } => ErrorKind::InvalidKey,

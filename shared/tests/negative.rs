@@ -80,6 +80,23 @@ fn tampered_mac_is_a_mac_mismatch() {
 }
 
 #[test]
+fn a_missing_mac_is_an_integrity_failure() {
+    let text = secret_enc();
+    let mac_line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("mac: ENC["))
+        .unwrap();
+    for stripped in [
+        text.replace(&format!("{mac_line}\n"), ""),
+        text.replace(mac_line, "    mac: \"\""),
+    ] {
+        let err = try_decrypt(&stripped).unwrap_err();
+        assert!(matches!(err, Error::MacMissing), "{err}");
+        assert_eq!(err.kind(), kage_core::ErrorKind::MacMismatch);
+    }
+}
+
+#[test]
 fn moved_value_fails_its_aad() {
     // Swap the two encrypted values: each now sits under the wrong key path.
     let text = secret_enc();

@@ -118,19 +118,22 @@ fn edit_loop(
         Format::Yaml => ".yaml",
         Format::Json => ".json",
     };
-    // created 0600 in the temp directory; removed when dropped, whatever happens
-    let mut tmp = tempfile::Builder::new()
+    // A private (0700) directory holding the 0600 file: the editor's own files beside it (a
+    // swap file with plaintext) go with it. Removed when dropped, and by a signal that ends kage.
+    let dir = tempfile::Builder::new()
         .prefix("kage-edit-")
-        .suffix(suffix)
-        .tempfile()
-        .context("creating the temporary file")?;
+        .tempdir()
+        .context("creating the temporary directory")?;
+    let _cleanup = crate::signals::Cleanup::register(dir.path());
+    let path = dir.path().join(format!("secret{suffix}"));
+    let mut tmp = private_file(&path).context("creating the temporary file")?;
     tmp.write_all(plain.as_bytes())
         .and_then(|_| tmp.flush())
         .context("writing the temporary file")?;
-    let path = tmp.path().to_path_buf();
+    drop(tmp);
     loop {
         let editing = crate::signals::EditorRunning::start();
-        let status = run_editor(&path);
+        let status = run_editor(&path, &editing);
         if editing.interrupted() {
             return Err(user("interrupted; nothing was written")
                 .exit(Exit::Interrupted)
@@ -170,19 +173,34 @@ fn ask_reopen(err: &anyhow::Error) -> Result<bool> {
     Ok(!matches!(line.trim(), "n" | "N" | "no"))
 }
 
+/// A new file only its owner can read.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 /// Runs `$VISUAL`, `$EDITOR` or `vi` on `path` (through `sh`, so the variable may hold options).
-fn run_editor(path: &Path) -> Result<()> {
+fn run_editor(path: &Path, editing: &crate::signals::EditorRunning) -> Result<()> {
     let editor = ["VISUAL", "EDITOR"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
         .unwrap_or_else(|| "vi".to_string());
-    let status = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
         .arg("sh")
         .arg(path)
-        .status()
+        .spawn()
         .with_context(|| format!("starting the editor {editor:?}"))?;
+    editing.editor(child.id());
+    let status = child.wait();
+    editing.editor(0);
+    // an editor stopped by kage's SIGTERM/SIGHUP/SIGQUIT: the signal's exit, not an error
+    crate::signals::settle();
+    let status = status.with_context(|| format!("waiting for the editor {editor:?}"))?;
     if !status.success() {
         return Err(user(format!(
             "the editor {editor:?} failed ({status}); nothing was written"

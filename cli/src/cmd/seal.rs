@@ -104,6 +104,13 @@ impl Config {
                 Destination::resolve(args.output.output.as_deref(), args.output.in_place, &inputs)?
             }
         };
+        dest.check(&inputs, &|input| {
+            user(format!(
+                "refusing to write over the input {}",
+                input.display()
+            ))
+            .hint("--in-place replaces the inputs deliberately; otherwise choose another -o")
+        })?;
         Ok(Config {
             source,
             mode,

@@ -10,7 +10,7 @@ use crate::agesecret::{AgeSecret, secret_to_node};
 use crate::args::UnsealArgs;
 use crate::cmd::Global;
 use crate::exit::{Exit, in_doc, user};
-use crate::io::{Destination, Sensitivity, is_dash, write_atomic, write_stdout};
+use crate::io::{Destination, Sensitivity, write_atomic, write_stdout};
 use crate::keysrc::{require_identities, ring};
 use crate::manifest::{self, Kind};
 use crate::sopsdoc;
@@ -24,6 +24,14 @@ pub fn run(args: UnsealArgs, _: &Global) -> Result<Exit> {
         args.files.clone()
     };
     let dest = Destination::resolve(args.output.as_deref(), false, &files)?;
+    // plaintext never replaces the encrypted file it came from (nor another input)
+    dest.check(&files, &|input| {
+        user(format!(
+            "refusing to write plaintext over the encrypted file {}",
+            input.display()
+        ))
+        .hint("write the plaintext elsewhere with -o, or to stdout")
+    })?;
     let ids = require_identities(&args.identities)?;
     let bar = crate::progress::bar(files.len());
     let results = crate::io::map_ordered(&files, |f| {
@@ -60,32 +68,8 @@ fn unseal_file(
 ) -> Result<(Option<PathBuf>, Zeroizing<String>)> {
     let input = crate::io::read_input(f)?;
     let target = dest.target(input.path.as_deref())?;
-    if let (Some(t), Some(src)) = (&target, &input.path) {
-        refuse_overwrite_of_input(t, src)?;
-    }
     let text = unseal_bytes(&input.bytes, ids, string_data).with_context(|| input.name())?;
     Ok((target, text))
-}
-
-/// Plaintext never replaces the encrypted file it came from.
-pub fn refuse_overwrite_of_input(target: &Path, input: &Path) -> Result<()> {
-    if is_dash(input) {
-        return Ok(());
-    }
-    let same = match (std::fs::canonicalize(target), std::fs::canonicalize(input)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        return Err(user(format!(
-            "refusing to write plaintext over the encrypted file {}",
-            input.display()
-        ))
-        .hint("write the plaintext elsewhere with -o, or to stdout")
-        .exit(Exit::Usage)
-        .into());
-    }
-    Ok(())
 }
 
 /// Decrypts one input.

@@ -320,6 +320,8 @@ pub fn json_docs(bytes: &[u8]) -> Result<Vec<serde_json::Value>> {
     let text = std::str::from_utf8(bytes).map_err(|_| crate::exit::user("not UTF-8 text"))?;
     let docs: Vec<serde_json::Value> = if format == crate::tree::Format::Json {
         kage_core::limits::scan_json(text)?;
+        kage_core::document::check_json_unique_keys(text)
+            .map_err(|e| crate::exit::user(e.to_string()))?;
         serde_json::Deserializer::from_str(text)
             .into_iter::<serde_json::Value>()
             .collect::<std::result::Result<_, _>>()

@@ -507,10 +507,14 @@ type Handler = Arc<dyn Fn(&[u8]) -> (u16, Vec<u8>) + Send + Sync>;
 /// The requests the fake controller saw: path and body.
 type Seen = Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 
-/// A canned controller HTTP API behind the service proxy: records the requests.
-fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> Seen {
+/// Answers one request: method, path and body to status and body.
+type Route = Arc<dyn Fn(&str, &str, &[u8]) -> (u16, Vec<u8>) + Send + Sync>;
+
+/// A real HTTP/1.1 server on 127.0.0.1 (one request per connection) answering through `route`;
+/// its address and the requests it saw (path and body).
+fn serve(route: Route) -> (String, Seen) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen: Seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let seen2 = seen.clone();
@@ -522,7 +526,9 @@ fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> 
             if reader.read_line(&mut line).is_err() {
                 continue;
             }
-            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut words = line.split_whitespace();
+            let method = words.next().unwrap_or("").to_string();
+            let path = words.next().unwrap_or("").to_string();
             let mut len = 0;
             loop {
                 let mut h = String::new();
@@ -537,11 +543,7 @@ fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> 
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
             seen2.lock().unwrap().push((path.clone(), body.clone()));
-            let (status, answer) = if path.ends_with("/v1/verify") {
-                (200, verify.to_string().into_bytes())
-            } else {
-                reencrypt(&body)
-            };
+            let (status, answer) = route(&method, &path, &body);
             let _ = write!(
                 conn,
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -550,6 +552,18 @@ fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> 
             let _ = conn.write_all(&answer);
         }
     });
+    (addr, seen)
+}
+
+/// A canned controller HTTP API behind the service proxy: records the requests.
+fn fake_controller(w: &World, verify: serde_json::Value, reencrypt: Handler) -> Seen {
+    let (addr, seen) = serve(Arc::new(move |_, path, body| {
+        if path.ends_with("/v1/verify") {
+            (200, verify.to_string().into_bytes())
+        } else {
+            reencrypt(body)
+        }
+    }));
     w.rt.block_on(async {
         let api: Api<Service> = Api::namespaced(w.client.clone(), NS);
         let svc: Service = serde_json::from_value(json!({
@@ -749,4 +763,116 @@ fn reencrypt_through_the_controller_writes_nothing_when_one_file_is_refused() {
         "a.yaml written although b.yaml was refused"
     );
     assert_eq!(d.read("b.yaml"), b);
+}
+
+/// `kage … --controller-url URL` with no kubeconfig, against the test's HTTP server.
+fn direct(d: &Dir, url: &str, args: &[&str]) -> crate::harness::Cmd {
+    let mut all = args.to_vec();
+    all.extend(["--controller-url", url]);
+    d.kage(&all).env("KUBECONFIG", "").env("HOME", d.path(""))
+}
+
+#[test]
+fn controller_url_reaches_the_http_api_without_a_kubeconfig() {
+    let d = Dir::new();
+    let old = d.keygen("old.txt");
+    let new = d.keygen("new.txt");
+    let keys = json!({"keys": [{"kid": kid_of(&new), "recipient": new, "created": "2026-11-05T00:00:00Z", "status": "active", "current": true}]});
+    let verify = json!({"ok": true, "reason": "Decrypted", "message": "", "form": "sealed", "keyIds": [kid_of(&new)], "keys": ["password"]});
+    let dir = d.path("");
+    let new2 = new.clone();
+    let (addr, seen) = serve(Arc::new(move |method, path, body| {
+        match (method, path) {
+            ("GET", "/v1/keys") => (200, keys.to_string().into_bytes()),
+            ("POST", "/v1/verify") => (200, verify.to_string().into_bytes()),
+            ("POST", "/v1/reencrypt") => {
+                // re-sealed offline with kage itself, as the controller would
+                let req: serde_json::Value = serde_json::from_slice(body).unwrap();
+                let p = dir.join("req.json");
+                std::fs::write(&p, req["ageSecret"].to_string()).unwrap();
+                let out = std::process::Command::new(crate::harness::kage_bin())
+                    .args(["reencrypt", "-i", "old.txt", "-r", &new2, "req.json"])
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
+                (200, std::fs::read(&p).unwrap())
+            }
+            _ => (404, br#"{"error":"not found"}"#.to_vec()),
+        }
+    }));
+    let url = format!("http://{addr}");
+
+    let out = direct(&d, &url, &["keys", "fetch"]).run().ok();
+    assert!(out.contains(&format!("{}\tcurrent", kid_of(&new))), "{out}");
+    d.write("s.yaml", crate::harness::secret_yaml("db", "prod"));
+    let sealed = direct(&d, &url, &["seal", "--cluster", "s.yaml"])
+        .run()
+        .ok();
+    assert!(
+        sealed.contains(&format!("kage:v1:{}:", kid_of(&new))),
+        "{sealed}"
+    );
+    d.write("sealed.yaml", &sealed);
+    d.kage(&["unseal", "sealed.yaml", "-i", "new.txt"])
+        .run()
+        .ok();
+    let out = direct(&d, &url, &["validate", "--cluster", "sealed.yaml"])
+        .run()
+        .ok();
+    assert!(out.contains("sealed.yaml: prod/db: ok"), "{out}");
+    d.seal_secret("db", "prod", &old, "db.yaml");
+    direct(&d, &url, &["reencrypt", "db.yaml"]).run().ok();
+    let after = d.read("db.yaml");
+    assert!(
+        after.contains(&format!("kage:v1:{}:", kid_of(&new))),
+        "{after}"
+    );
+    assert!(!after.contains(&kid_of(&old)), "{after}");
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(paths.iter().any(|p| p == "/v1/reencrypt"), "{paths:?}");
+
+    // The commands that need the Kubernetes API say so (exit 7), no panic.
+    for args in [
+        &["keys", "rotate"][..],
+        &["keys", "retire", "0123456789abcdef"],
+        &["keys", "usage"],
+        &["keys", "backup", "-r", &old, "-o", "b.age"],
+    ] {
+        let err = direct(&d, &url, args).run().fails(7);
+        assert!(err.contains("no kubeconfig"), "{args:?}: {err}");
+    }
+    // Not an http(s) URL: a usage error.
+    let err = direct(&d, "localhost:8080", &["keys", "fetch"])
+        .run()
+        .fails(2);
+    assert!(err.contains("not an http(s) URL"), "{err}");
+}
+
+#[test]
+fn controller_url_with_a_kubeconfig() {
+    let w = World::new();
+    let d = Dir::new();
+    d.kage(&["keygen", "-o", "k1.txt"]).run().ok();
+    let kid = w.add_key(&d.read("k1.txt"), "2026-11-01T00:00:00Z");
+    w.install_crd();
+    w.apply_agesecret("prod", "db", &[&kid]);
+    let (addr, _) = serve(Arc::new(|_, _, _| (404, Vec::new())));
+    let url = format!("http://{addr}");
+    // The Kubernetes API answers what it holds; the URL serves only the controller's HTTP API.
+    let out = w
+        .kage(&d, &["keys", "fetch", "--controller-url", &url])
+        .run()
+        .ok();
+    assert!(out.contains(&format!("{kid}\tcurrent")), "{out}");
+    let out = w
+        .kage(&d, &["keys", "usage", "--controller-url", &url])
+        .run()
+        .ok();
+    assert!(out.contains(&format!("{kid}\tprod/db")), "{out}");
 }

@@ -124,3 +124,37 @@ fn listing_and_sops_config() {
     );
     assert!(sops.contains(&format!("age: {prod}")), "{sops}");
 }
+
+#[test]
+fn unknown_fields_are_refused_with_a_suggestion() {
+    let dir = Dir::new();
+    let r = dir.keygen("k.txt");
+    dir.write("s.yaml", secret_yaml("db", "prod"));
+    for (text, field, near) in [
+        (
+            format!(
+                "environments:\n  - name: prod\n    paths: [\"**\"]\n    recipients: [\"{r}\"]\n    extraRecipient: [\"{r}\"]\n"
+            ),
+            "line 5: unknown field environments[0].extraRecipient",
+            "extraRecipients",
+        ),
+        (
+            format!("enviroments:\n  - name: prod\n    recipients: [\"{r}\"]\n"),
+            "line 1: unknown field enviroments",
+            "environments",
+        ),
+    ] {
+        dir.write(".kage.yaml", &text);
+        let err = dir.kage(&["seal", "s.yaml"]).run().fails(1);
+        assert!(
+            err.contains(&format!(".kage.yaml: invalid .kage.yaml at {field}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("hint: did you mean `{near}`?")),
+            "{err}"
+        );
+        // also where .kage.yaml is only consulted for recipients
+        dir.kage(&["env", "list"]).run().fails(1);
+    }
+}

@@ -109,3 +109,75 @@ fn ctrl_c_in_the_editor_removes_the_plaintext_and_writes_nothing() {
         "plaintext temp file left behind"
     );
 }
+
+/// Waits (bounded, no timing assertion) until `cond` holds.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..6000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{what} never happened");
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Kills a process left running by a failed test.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !process_gone(&self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn sigterm_sighup_sigquit_remove_the_plaintext_and_stop_the_editor() {
+    for (sig, code) in [("TERM", 143), ("HUP", 129), ("QUIT", 131)] {
+        let dir = sealed();
+        let before = dir.read("db.yaml");
+        // the "editor" says where the plaintext is and who it is, then waits for ever
+        let script = dir.write(
+            "ed.sh",
+            "#!/bin/sh\nd=$(dirname \"$0\")\necho $$ > \"$d/editor.pid\"\necho \"$1\" > \"$d/where.tmp\"\n\
+             mv \"$d/where.tmp\" \"$d/where\"\nexec sleep 600\n",
+        );
+        let mut kage = dir
+            .kage(&["edit", "db.yaml", "-i", "key.txt", "-R", "recipient.txt"])
+            .env("EDITOR", format!("sh {}", script.display()))
+            .spawn_quiet();
+        wait_until("the editor start", || dir.exists("where"));
+        let tmp = dir.read("where");
+        let tmp = std::path::Path::new(tmp.trim());
+        assert!(tmp.exists());
+        let editor = dir.read("editor.pid").trim().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &kage.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let _editor = KillOnDrop(editor.clone());
+        let status = kage.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{sig}: {status}");
+        assert!(!tmp.exists(), "SIG{sig}: plaintext temp file left behind");
+        assert!(
+            !tmp.parent().unwrap().exists(),
+            "SIG{sig}: temp directory left behind"
+        );
+        assert_eq!(dir.read("db.yaml"), before, "SIG{sig}");
+        wait_until("the editor stop", || process_gone(&editor));
+    }
+}

@@ -272,3 +272,73 @@ fn agesecrets_with_missing_fields() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+#[test]
+fn a_sops_file_without_its_mac_exits_4() {
+    let (dir, r) = setup();
+    let json = "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\", \"namespace\": \"prod\"}, \"stringData\": {\"password\": \"s3cr3t\"}}";
+    dir.write("in.json", json);
+    for (input, file) in [("in.yaml", "nomac.yaml"), ("in.json", "nomac.json")] {
+        let enc = dir.kage(&["seal", "--sops", input, "-r", &r]).run().ok();
+        let stripped: String = enc
+            .lines()
+            .filter(|l| {
+                !l.trim_start().starts_with("mac:") && !l.trim_start().starts_with("\"mac\":")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(stripped.len(), enc.len(), "{enc}");
+        dir.write(file, &stripped);
+        let err = refused(&dir, &["unseal", file, "-i", "key.txt"], 4);
+        assert!(err.contains("mac is missing"), "{err}");
+        let err = dir
+            .kage(&["set", file, "password", "x", "-i", "key.txt"])
+            .run()
+            .fails(4);
+        assert!(err.contains("mac is missing"), "{err}");
+        assert_eq!(dir.read(file), stripped, "set wrote the file");
+        let run = dir.kage(&["validate", file, "-i", "key.txt"]).run();
+        assert_eq!(run.code, 4, "{}{}", run.out(), run.stderr);
+        assert!(run.out().contains("mac is missing"), "{}", run.out());
+    }
+}
+
+#[test]
+fn json_duplicate_keys_are_refused_like_yaml_ones() {
+    let (dir, r) = setup();
+    let dup = "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\", \"namespace\": \"prod\"},\n \"stringData\": {\"password\": \"s3cr3t\",\n \"password\": \"other\"}}";
+    dir.write("dup.json", dup);
+    for args in [
+        &["seal", "dup.json", "-r", &r][..],
+        &["seal", "--sops", "dup.json", "-r", &r],
+    ] {
+        let err = refused(&dir, args, 1);
+        assert!(
+            err.contains("dup.json: invalid JSON at line 3: duplicate key \"password\""),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("other"), "{err}");
+    }
+    // The same in YAML, for comparison: refused too.
+    dir.write(
+        "dup.yaml",
+        "kind: Secret\nmetadata: {name: db, namespace: prod}\nstringData:\n  password: a\n  password: b\n",
+    );
+    refused(&dir, &["seal", "dup.yaml", "-r", &r], 1);
+    // A SOPS JSON file with a key given twice (its MAC is computed over one of them).
+    let json = "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"db\", \"namespace\": \"prod\"}, \"stringData\": {\"password\": \"s3cr3t\"}}";
+    dir.write("in.json", json);
+    let enc = dir
+        .kage(&["seal", "--sops", "in.json", "-r", &r])
+        .run()
+        .ok();
+    let line = enc
+        .lines()
+        .find(|l| l.trim_start().starts_with("\"password\": \"ENC["))
+        .unwrap();
+    let doubled = enc.replace(line, &format!("{line},\n{line}"));
+    assert_ne!(doubled, enc);
+    dir.write("dup.enc.json", &doubled);
+    let err = refused(&dir, &["unseal", "dup.enc.json", "-i", "key.txt"], 1);
+    assert!(err.contains("duplicate key \"password\""), "{err}");
+}

@@ -190,6 +190,16 @@ impl Cmd {
         self
     }
 
+    /// Starts it with stdin, stdout and stderr on /dev/null (for tests that signal it).
+    pub fn spawn_quiet(mut self) -> std::process::Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+
     /// Runs to completion.
     pub fn run(mut self) -> Run {
         self.cmd

@@ -5,9 +5,11 @@
 //! entries of their enclosing mapping or sequence, as sops models them.
 
 mod json;
+mod json_keys;
 mod scalar;
 mod yaml;
 
+pub use json_keys::check_json_unique_keys;
 pub use scalar::Scalar;
 
 /// Parse an RFC 3339 / YAML timestamp into the canonical RFC3339Nano text sops uses.

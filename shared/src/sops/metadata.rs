@@ -205,7 +205,7 @@ impl Metadata {
         }
         mac_aad(&md.lastmodified)?;
         if md.mac.is_empty() {
-            return Err(Error::sops("mac is missing"));
+            return Err(Error::MacMissing);
         }
         Ok(md)
     }
