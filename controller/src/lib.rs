@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod secret_rules;
 pub mod telemetry;
 
 #[cfg(test)]

@@ -8,3 +8,4 @@ mod artefacts;
 mod cli;
 mod deploy;
 mod e2e;
+mod e2e_rules;
