@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod decrypt;
+pub mod hardening;
 pub mod http;
 pub mod keys;
 pub mod keystore;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod secret_rules;
+pub mod serve;
 pub mod telemetry;
 
 #[cfg(test)]
