@@ -13,12 +13,10 @@ use zeroize::Zeroizing;
 
 use crate::exit::{Exit, UserError, user};
 use crate::raw::{RawDoc, flatten, strings};
+use kage_core::k8s;
 
 /// The annotation `kubectl apply` stores the whole previous object in (plaintext included).
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// The API server's limit on a Secret's data (keys and values).
-pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
 
 /// A Secret, reduced to what kage keeps.
 #[derive(Default)]
@@ -259,14 +257,10 @@ pub fn from_literals(literals: &[String], files: &[String]) -> Result<Secret> {
     Ok(secret)
 }
 
-/// Checks names, keys, size and the type-specific keys as the API server would.
+/// Checks names, keys, labels, annotations, size and the type-specific keys as the API server
+/// would (kage-core's mirror of Kubernetes' `ValidateSecret`), then the formats kubectl checks
+/// (PEM for TLS, JSON for registry credentials). A Kubernetes rule broken exits 2.
 pub fn validate(secret: &Secret) -> Result<()> {
-    if let Some(name) = &secret.name {
-        check_dns_subdomain(name, "metadata.name")?;
-    }
-    if let Some(ns) = &secret.namespace {
-        check_dns_label(ns, "metadata.namespace")?;
-    }
     // The controller refuses these (docs/security.md, "Key injection"): say so at seal time.
     for (field, keys) in [
         ("labels", secret.labels.keys()),
@@ -283,70 +277,109 @@ pub fn validate(secret: &Secret) -> Result<()> {
             .into());
         }
     }
-    let mut total = 0usize;
-    for (k, v) in &secret.data {
-        check_key_name(k)?;
-        total += k.len() + v.len();
-    }
-    if total > MAX_SECRET_SIZE {
-        return Err(user(format!(
-            "the Secret's data is {total} bytes; the API server's limit is {MAX_SECRET_SIZE} (1 MiB)"
-        ))
-        .hint("keep large files out of Secrets (a ConfigMap or a volume for non-secret data)")
-        .into());
-    }
+    let labels: Vec<(&str, &str)> = secret
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let annotations: Vec<(&str, &str)> = secret
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let data: Vec<(&str, &[u8])> = secret
+        .data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let fields = k8s::SecretFields {
+        name: secret.name.as_deref(),
+        namespace: secret.namespace.as_deref(),
+        labels: &labels,
+        annotations: &annotations,
+        type_: secret.secret_type.as_deref(),
+        immutable: secret.immutable,
+        data: &data,
+    };
     let t = secret.type_or_opaque();
     if t.is_empty() || t.len() > 253 {
         return Err(user("type must be 1 to 253 characters").into());
     }
-    check_type(t, secret)
-}
-
-fn required(secret: &Secret, key: &str, t: &str) -> Result<()> {
-    if !secret.data.contains_key(key) {
-        return Err(user(format!("a {t} Secret needs data.{key}")).into());
+    for e in k8s::validate_secret(&fields) {
+        // The JSON of registry credentials: the format check below says where it breaks.
+        if e.bad_value.as_deref() == Some("<secret contents redacted>") {
+            continue;
+        }
+        return Err(rule_error(&e, secret));
     }
-    Ok(())
+    check_formats(t, secret)
 }
 
-fn check_type(t: &str, secret: &Secret) -> Result<()> {
+/// One broken Kubernetes rule as the user's error (exit 2), naming the field and the rule.
+fn rule_error(e: &k8s::FieldError, secret: &Secret) -> anyhow::Error {
+    let t = secret.type_or_opaque();
+    let value = e.bad_value.as_deref().unwrap_or_default();
+    let detail = &e.detail;
+    let err = match (e.type_, e.field.as_str()) {
+        (k8s::ErrorType::Invalid, "metadata.name") => user(format!(
+            "metadata.name {value:?} is not a valid name: {detail} (Kubernetes IsDNS1123Subdomain)"
+        ))
+        .hint("names use lowercase letters, digits, `-` and `.`, at most 253 characters"),
+        (k8s::ErrorType::Invalid, "metadata.namespace") => user(format!(
+            "metadata.namespace {value:?} is not a valid namespace: {detail} (Kubernetes IsDNS1123Label)"
+        ))
+        .hint("namespaces use lowercase letters, digits and `-`, at most 63 characters"),
+        (k8s::ErrorType::Invalid, f) if f.starts_with("data[") => return key_error(value, detail),
+        (k8s::ErrorType::TooLong, "data") => {
+            let total: usize = secret.data.values().map(|v| v.len()).sum();
+            user(format!(
+                "the Secret's data is {total} bytes; the API server's limit is {} (1 MiB, Kubernetes ValidateSecret)",
+                k8s::MAX_SECRET_SIZE
+            ))
+            .hint("keep large files out of Secrets (a ConfigMap or a volume for non-secret data)")
+        }
+        (k8s::ErrorType::Required, f) if f.starts_with("metadata.annotations[") => {
+            let key = &f["metadata.annotations[".len()..f.len() - 1];
+            user(format!("a {t} Secret needs the annotation {key}"))
+        }
+        (k8s::ErrorType::Required, f) if f.starts_with("data[") => {
+            let key = &f["data[".len()..f.len() - 1];
+            if t == k8s::secret_type::BASIC_AUTH {
+                user(format!("a {t} Secret needs data.username or data.password"))
+            } else if secret.data.contains_key(key) {
+                user(format!("data.{key} is empty; a {t} Secret needs a value there"))
+            } else {
+                user(format!("a {t} Secret needs data.{key}"))
+            }
+        }
+        _ => user(format!("{e} (Kubernetes ValidateSecret)")),
+    };
+    err.exit(Exit::Usage).into()
+}
+
+fn key_error(key: &str, why: &str) -> anyhow::Error {
+    UserError::new(format!(
+        "{key:?} is not a valid Secret key: {why} (Kubernetes IsConfigMapKey)"
+    ))
+    .hint("keys may use letters, digits, `-`, `_` and `.`, at most 253 characters, and may not be `.` or `..` or start with `..`")
+    .exit(Exit::Usage)
+    .into()
+}
+
+/// The formats kubectl checks beyond the API server's rules.
+fn check_formats(t: &str, secret: &Secret) -> Result<()> {
     match t {
-        "kubernetes.io/tls" => {
-            required(secret, "tls.crt", t)?;
-            required(secret, "tls.key", t)?;
+        k8s::secret_type::TLS => {
             check_pem(&secret.data["tls.crt"], "tls.crt", |l| l == "CERTIFICATE")?;
             check_pem(&secret.data["tls.key"], "tls.key", |l| {
                 l.ends_with("PRIVATE KEY")
             })?;
         }
-        "kubernetes.io/dockerconfigjson" => {
-            required(secret, ".dockerconfigjson", t)?;
+        k8s::secret_type::DOCKER_CONFIG_JSON => {
             check_json_object(&secret.data[".dockerconfigjson"], ".dockerconfigjson", true)?;
         }
-        "kubernetes.io/dockercfg" => {
-            required(secret, ".dockercfg", t)?;
+        k8s::secret_type::DOCKERCFG => {
             check_json_object(&secret.data[".dockercfg"], ".dockercfg", false)?;
-        }
-        "kubernetes.io/basic-auth"
-            if !secret.data.contains_key("username") && !secret.data.contains_key("password") =>
-        {
-            return Err(user(format!("a {t} Secret needs data.username or data.password")).into());
-        }
-        "kubernetes.io/ssh-auth" => {
-            required(secret, "ssh-privatekey", t)?;
-            if secret.data["ssh-privatekey"].is_empty() {
-                return Err(user("data.ssh-privatekey is empty").into());
-            }
-        }
-        "kubernetes.io/service-account-token"
-            if !secret
-                .annotations
-                .contains_key("kubernetes.io/service-account.name") =>
-        {
-            return Err(user(format!(
-                "a {t} Secret needs the annotation kubernetes.io/service-account.name"
-            ))
-            .into());
         }
         _ => {}
     }
@@ -458,65 +491,13 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, ()> {
     Ok(out)
 }
 
-/// Secret data keys: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.`, `..` or `..…`.
+/// Secret data keys: Kubernetes' `IsConfigMapKey` (kage-core's mirror), exit 2 when broken.
 pub fn check_key_name(key: &str) -> Result<()> {
-    let bad = |why: &str| -> anyhow::Error {
-        UserError::new(format!("{key:?} is not a valid Secret key: {why}"))
-            .hint("keys may use letters, digits, `-`, `_` and `.`")
-            .into()
-    };
-    if key.is_empty() {
-        return Err(bad("empty"));
+    let why = k8s::is_config_map_key(key);
+    if why.is_empty() {
+        return Ok(());
     }
-    if key.len() > 253 {
-        return Err(bad("longer than 253 characters"));
-    }
-    if !key
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(bad("invalid character"));
-    }
-    if key == "." || key.starts_with("..") {
-        return Err(bad("must not be `.` or start with `..`"));
-    }
-    Ok(())
-}
-
-fn check_dns_label(s: &str, path: &str) -> Result<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if !ok {
-        return Err(user(format!(
-            "{path} {s:?} is not a valid name (lowercase letters, digits and `-`, at most 63)"
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-fn check_dns_subdomain(s: &str, path: &str) -> Result<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    if !ok {
-        return Err(user(format!(
-            "{path} {s:?} is not a valid name (lowercase letters, digits, `-` and `.`, at most 253)"
-        ))
-        .into());
-    }
-    Ok(())
+    Err(key_error(key, &why.join("; ")))
 }
 
 /// Reads every Secret of one input, for messages naming the document.
@@ -620,7 +601,7 @@ mod tests {
         assert!(validate(&mk("Opaque", &[("bad key", b"")])).is_err());
         assert!(validate(&mk("Opaque", &[("..x", b"")])).is_err());
         validate(&mk("Opaque", &[("a.b-c_D9", b"")])).unwrap();
-        let big = vec![0u8; MAX_SECRET_SIZE + 1];
+        let big = vec![0u8; k8s::MAX_SECRET_SIZE + 1];
         assert!(validate(&mk("Opaque", &[("k", &big)])).is_err());
     }
 

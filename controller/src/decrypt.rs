@@ -56,15 +56,16 @@ pub enum Form {
     Sops,
 }
 
-/// Is `key` a valid Secret data key (`[-._a-zA-Z0-9]+`, at most 253 characters)?
-pub fn valid_data_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 253
-        && key != "."
-        && key != ".."
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+/// Why `key` cannot be a Secret data key (kage-core's mirror of Kubernetes' `IsConfigMapKey`),
+/// as one message naming the field, or `None` when it can.
+fn bad_data_key(field: &str, key: &str) -> Option<Failure> {
+    let why = kage_core::k8s::is_config_map_key(key);
+    (!why.is_empty()).then(|| {
+        Failure::invalid(format!(
+            "{field}: {key:?} is not a valid Secret data key: {} (Kubernetes IsConfigMapKey: letters, digits, '-', '_', '.'; not '.' or '..' or starting with '..'; at most 253)",
+            why.join("; ")
+        ))
+    })
 }
 
 /// Structural checks that need no key: form, key names, template overlap.
@@ -88,16 +89,17 @@ pub fn validate(ags: &AgeSecret) -> Result<Form, Failure> {
         Form::Sealed
     };
     let mut seen: Vec<&str> = Vec::new();
-    for key in spec
-        .encrypted_data
-        .keys()
-        .chain(spec.data.keys())
-        .chain(spec.string_data.keys())
+    let fields = [
+        ("spec.encryptedData", &spec.encrypted_data),
+        ("spec.data", &spec.data),
+        ("spec.stringData", &spec.string_data),
+    ];
+    for (field, key) in fields
+        .iter()
+        .flat_map(|(f, m)| m.keys().map(move |k| (*f, k)))
     {
-        if !valid_data_key(key) {
-            return Err(Failure::invalid(format!(
-                "{key:?} is not a valid Secret data key (allowed: letters, digits, '-', '_', '.')"
-            )));
+        if let Some(f) = bad_data_key(field, key) {
+            return Err(f);
         }
         if seen.contains(&key.as_str()) {
             return Err(Failure::invalid(format!(
@@ -107,10 +109,8 @@ pub fn validate(ags: &AgeSecret) -> Result<Form, Failure> {
         seen.push(key);
     }
     for key in spec.template.data.keys() {
-        if !valid_data_key(key) {
-            return Err(Failure::invalid(format!(
-                "spec.template.data: {key:?} is not a valid Secret data key"
-            )));
+        if let Some(f) = bad_data_key("spec.template.data", key) {
+            return Err(f);
         }
         if seen.contains(&key.as_str()) {
             return Err(Failure::invalid(format!(
@@ -157,8 +157,8 @@ pub fn sops_document(ags: &AgeSecret) -> Option<Document> {
     let sops_block = ags.spec.sops.as_ref()?;
     let spec = serde_json::to_value(ags.body()).ok()?;
     let doc = serde_json::json!({
-        "apiVersion": "kage.dev/v1alpha1",
-        "kind": "AgeSecret",
+        "apiVersion": kage_core::k8s::API_VERSION,
+        "kind": kage_core::k8s::KIND,
         "spec": spec,
         "sops": sops_block,
     });

@@ -5,6 +5,7 @@ use crate::fixtures::{AgeSecretFixture, TestKeys};
 use crate::keys::{KeyEntry, KeySet, KeyStatus};
 use axum::body::Body;
 use axum::http::Request;
+use futures::StreamExt;
 use http_body_util::BodyExt;
 use kage_core::keys::{Identity, KeyRing};
 use tower::ServiceExt;
@@ -32,6 +33,8 @@ fn state(keys: Option<KeySet>, rate: u32) -> AppState {
         options: Options::default(),
         limiter: Arc::new(RateLimiter::new(rate)),
         refresh_objects: None,
+        limits: Limits::default(),
+        crypto: CryptoPool::new(2),
     }
 }
 
@@ -156,8 +159,9 @@ async fn bad_requests() {
         .header("content-type", "application/json")
         .body(Body::from(big))
         .unwrap();
-    let (code, _, _) = call(api_router(s), req).await;
+    let (code, _, body) = call(api_router(s), req).await;
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body.contains("\"error\""), "{body}");
 }
 
 #[tokio::test]
@@ -292,4 +296,199 @@ async fn metrics_endpoint() {
     assert!(body.contains("kage_keys{status=\"active\"} 1"));
     assert!(body.contains("kage_build_info"));
     assert!(body.ends_with("# EOF\n"));
+}
+
+// ---- bounds of one request (the amplification finding) ----
+
+fn error_of(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error body");
+    v["error"].as_str().expect("an error field").to_string()
+}
+
+#[tokio::test]
+async fn extra_recipients_are_bounded() {
+    let k = TestKeys::new();
+    let s = state(Some(keyset(&[&k.id])), 0);
+    let ags = AgeSecret::test().sealed("a", PLAIN.as_bytes(), &k.id);
+    let max = Limits::default().max_extra_recipients;
+    let recipients: Vec<String> = (0..=max)
+        .map(|_| Identity::generate().recipient().to_string())
+        .collect();
+    let envelope = serde_json::json!({"ageSecret": ags, "extraRecipients": recipients});
+    let (code, _, body) = call(api_router(s.clone()), post_json("/v1/reencrypt", &envelope)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        error_of(&body),
+        format!(
+            "extraRecipients: {} given, at most {max} per request",
+            max + 1
+        )
+    );
+    // The attack's shape: 8,000 of them, refused before any of them is parsed.
+    let many = vec!["age1x".to_string(); 8000];
+    let envelope = serde_json::json!({"ageSecret": ags, "extraRecipients": many});
+    let (code, _, _) = call(api_router(s.clone()), post_json("/v1/reencrypt", &envelope)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    // At the limit: accepted.
+    let envelope = serde_json::json!({"ageSecret": ags, "extraRecipients": recipients[..max]});
+    let (code, _, body) = call(api_router(s), post_json("/v1/reencrypt", &envelope)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn values_per_request_are_bounded() {
+    let s = state(Some(keyset(&[&Identity::generate()])), 0);
+    let max = Limits::default().max_values;
+    let mut ags = AgeSecret::test();
+    for i in 0..=max {
+        ags = ags.raw_value(&format!("k{i}"), "kage:v1:00:AA");
+    }
+    for path in ["/v1/verify", "/v1/reencrypt"] {
+        let (code, _, body) = call(api_router(s.clone()), post_json(path, &ags)).await;
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        assert_eq!(
+            error_of(&body),
+            format!("{} values, at most {max} per request", max + 1)
+        );
+    }
+}
+
+#[tokio::test]
+async fn response_size_is_bounded_before_the_work() {
+    let k = TestKeys::new();
+    let mut s = state(Some(keyset(&[&k.id])), 0);
+    s.limits.max_response = 8_000;
+    let ags = AgeSecret::test().sealed("a", PLAIN.as_bytes(), &k.id);
+    let recipients: Vec<String> = (0..40)
+        .map(|_| Identity::generate().recipient().to_string())
+        .collect();
+    let envelope = serde_json::json!({"ageSecret": ags, "extraRecipients": recipients});
+    let (code, _, body) = call(api_router(s), post_json("/v1/reencrypt", &envelope)).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        error_of(&body).starts_with("the answer would be about"),
+        "{body}"
+    );
+}
+
+#[test]
+fn response_size_is_checked_after_the_work() {
+    let ags = AgeSecret::test().raw_value("a", "kage:v1:00:AA");
+    let resp = respond_object(&ags, Wire::Json, 10);
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let resp = respond_object(&ags, Wire::Json, 1 << 20);
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_bodies_time_out() {
+    let mut s = state(Some(KeySet::default()), 0);
+    s.limits.body_timeout = Duration::from_millis(100);
+    // A few bytes, then nothing: the sender never finishes.
+    let chunks = futures::stream::once(async {
+        Ok::<_, std::io::Error>(Bytes::from_static(b"{\"kind\": "))
+    })
+    .chain(futures::stream::pending());
+    let req = Request::post("/v1/verify")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    let (code, _, body) = call(api_router(s), req).await;
+    assert_eq!(code, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert!(error_of(&body).contains("did not arrive"), "{body}");
+}
+
+#[tokio::test]
+async fn crypto_pool_is_bounded() {
+    let pool = CryptoPool::new(1);
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            pool.run(Duration::from_secs(60), move || {
+                let _ = started_tx.send(());
+                let _ = wait.recv();
+                1
+            })
+            .await
+        })
+    };
+    started.await.unwrap();
+    // The only thread is taken: the next job gets no permit.
+    assert_eq!(pool.run(Duration::from_millis(20), || 2).await, None);
+    release.send(()).unwrap();
+    assert_eq!(busy.await.unwrap(), Some(1));
+    assert_eq!(pool.run(Duration::from_secs(60), || 3).await, Some(3));
+}
+
+// ---- errors name a position and a kind, never the request's text ----
+
+#[tokio::test]
+async fn errors_never_quote_the_request() {
+    let s = state(Some(KeySet::default()), 0);
+    let secret = "hunter2-do-not-echo";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "application/yaml",
+            format!(
+                "apiVersion: kage.dev/v1alpha1\nkind: AgeSecret\nspec:\n  encryptedData: {{a: [{secret}\n"
+            ),
+            "invalid YAML",
+        ),
+        (
+            "application/yaml",
+            format!("kind: AgeSecret\nspec:\n  a: {secret}\n  b: \"{secret}\n"),
+            "invalid YAML",
+        ),
+        (
+            "application/json",
+            format!(
+                "{{\"kind\": \"AgeSecret\", \"spec\": {{\"encryptedData\": {{\"a\": {secret}}}}}}}"
+            ),
+            "invalid JSON",
+        ),
+        (
+            "application/json",
+            format!(
+                "{{\"apiVersion\": \"kage.dev/v1alpha1\", \"kind\": \"AgeSecret\", \"metadata\": {{\"name\": \"db\"}}, \"spec\": \"{secret}\"}}"
+            ),
+            "not an AgeSecret: wrong type",
+        ),
+        (
+            "application/json",
+            format!(
+                "{{\"apiVersion\": \"kage.dev/v1alpha1\", \"kind\": \"AgeSecret\", \"metadata\": {{\"name\": \"db\"}}, \"spec\": {{\"scope\": \"{secret}\"}}}}"
+            ),
+            "not an AgeSecret: not one of the allowed values",
+        ),
+        (
+            "application/yaml",
+            format!("kind: AgeSecret\nspec: {{}}\n---\nkind: AgeSecret\nspec: {{a: {secret}}}\n"),
+            "invalid YAML",
+        ),
+    ];
+    for (content_type, text, want) in cases {
+        let req = Request::post("/v1/verify")
+            .header("content-type", content_type)
+            .body(Body::from(text.clone()))
+            .unwrap();
+        let (code, _, body) = call(api_router(s.clone()), req).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{text}: {body}");
+        let err = error_of(&body);
+        assert!(err.starts_with(want), "{text}: {err}");
+        assert!(!body.contains(secret), "{text}: {body}");
+        assert!(!body.contains("encryptedData: {"), "{text}: {body}");
+    }
+    // A bad extra recipient is named by its index, not quoted.
+    let ags = AgeSecret::test();
+    let bad = serde_json::json!({"ageSecret": ags, "extraRecipients": [secret]});
+    let k = TestKeys::new();
+    let s = state(Some(keyset(&[&k.id])), 0);
+    let (code, _, body) = call(api_router(s), post_json("/v1/reencrypt", &bad)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error_of(&body),
+        "extraRecipients[0] is not an age X25519 recipient (age1…)"
+    );
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod decrypt;
 pub mod guard;
+pub mod hardening;
 pub mod http;
 pub mod keys;
 pub mod keystore;
@@ -16,6 +17,8 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod secret_rules;
+pub mod serve;
 pub mod telemetry;
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::Parser;
 use kage_controller::cli::{Args, Command};
 use kage_controller::decrypt::Options;
-use kage_controller::http::{AppState, RateLimiter, api_router, metrics_router};
+use kage_controller::http::{
+    AppState, CryptoPool, Limits, RateLimiter, api_router, metrics_router,
+};
 use kage_controller::keystore::{KeyManager, KeyState, watch_keys};
 use kage_controller::leader::{LeaderConfig, LeaderElector};
 use kage_controller::metrics::Metrics;
@@ -34,6 +36,11 @@ fn main() -> ExitCode {
         };
     }
     kage_controller::telemetry::init(args.log_format);
+    // Before any key is loaded: a core dump would write keys and values to the node's disk.
+    if let Err(e) = kage_controller::hardening::disable_core_dumps() {
+        error!(error = %e, "disabling core dumps");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,6 +103,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         options,
         limiter: Arc::new(RateLimiter::new(args.api_rate_limit)),
         refresh_objects: Some(Arc::new(move || refresh_ctx.refresh_object_metrics())),
+        limits: Limits::default(),
+        crypto: CryptoPool::for_this_machine(),
     };
 
     // HTTP on every replica.
@@ -220,14 +229,15 @@ async fn serve(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
+    kage_controller::serve::serve(
+        listener,
+        router,
+        kage_controller::serve::HEADER_TIMEOUT,
+        async move {
             let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await;
-    if let Err(e) = result {
-        error!(error = %e, "HTTP server");
-    }
+        },
+    )
+    .await;
 }
 
 async fn wait_for_signal() {

@@ -14,6 +14,7 @@ use kage_core::keys::KeyRing;
 use kube::Resource;
 
 use crate::decrypt::{self, Failure, Options};
+use crate::secret_rules;
 use crate::{FIELD_MANAGER, MANAGED_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 
 /// The `Ready` condition's reason.
@@ -29,8 +30,12 @@ pub enum Reason {
     ScopeMismatch,
     /// A Secret of that name exists and is not managed by kage.
     SecretNotManaged,
-    /// The AgeSecret is malformed.
+    /// The AgeSecret is malformed, or the Secret it describes breaks a Kubernetes rule.
     InvalidSpec,
+    /// The existing Secret cannot take the change (immutable, or a new type): delete it.
+    SecretImmutable,
+    /// The API server refused the Secret for a reason kage did not foresee.
+    SecretRejected,
     /// `spec.suspend` is true.
     Suspended,
 }
@@ -45,6 +50,8 @@ impl Reason {
             Reason::ScopeMismatch => "ScopeMismatch",
             Reason::SecretNotManaged => "SecretNotManaged",
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::SecretImmutable => "SecretImmutable",
+            Reason::SecretRejected => "SecretRejected",
             Reason::Suspended => "Suspended",
         }
     }
@@ -58,17 +65,21 @@ impl Reason {
             Reason::ScopeMismatch => "scope_mismatch",
             Reason::SecretNotManaged => "secret_not_managed",
             Reason::InvalidSpec => "invalid_spec",
+            Reason::SecretImmutable => "secret_immutable",
+            Reason::SecretRejected => "secret_rejected",
             Reason::Suspended => "suspended",
         }
     }
 
     /// Every failure reason (what the error metric counts besides [`crate::Error`] labels).
-    pub const FAILURES: [Reason; 5] = [
+    pub const FAILURES: [Reason; 7] = [
         Reason::DecryptFailed,
         Reason::UnknownKey,
         Reason::ScopeMismatch,
         Reason::SecretNotManaged,
         Reason::InvalidSpec,
+        Reason::SecretImmutable,
+        Reason::SecretRejected,
     ];
 
     /// Order in which several failing values are reported: the most actionable first.
@@ -160,15 +171,21 @@ impl Plan {
     }
 }
 
+/// What [`decide`] found: the action, the Ready message and the number of values, or why not.
+pub type Outcome = Result<(SecretAction, String, usize), Failure>;
+
 /// Decide what to do. See the module docs.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
-    let ags = inputs.ags;
+    finish(inputs.ags, inputs.now, decide(inputs))
+}
+
+/// The status, events and action for an outcome (also for a write the API server refused).
+pub fn finish(ags: &AgeSecret, now: Timestamp, outcome: Outcome) -> Plan {
     let generation = ags.metadata.generation;
     let key_ids = decrypt::kids(ags);
     let old_status = ags.status.clone().unwrap_or_default();
     let name = ags.metadata.name.clone().unwrap_or_default();
 
-    let outcome = decide(inputs);
     let (reason, message, secret_action, decrypted_values) = match outcome {
         Ok((action, message, n)) => (Reason::Decrypted, message, action, n),
         Err(f) => (f.reason, f.message, SecretAction::Leave, 0),
@@ -181,7 +198,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         reason,
         &message,
         generation,
-        inputs.now,
+        now,
     );
     let secret_name = match reason {
         Reason::Decrypted => Some(name),
@@ -269,7 +286,7 @@ fn next_condition(
     }
 }
 
-fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String, usize), Failure> {
+fn decide(inputs: &Inputs<'_>) -> Outcome {
     let ags = inputs.ags;
     if ags.body().suspend {
         return Err(Failure::new(
@@ -298,6 +315,16 @@ fn decide(inputs: &Inputs<'_>) -> Result<(SecretAction, String, usize), Failure>
     let values = decrypt::open(ags, inputs.ring, inputs.options)?;
     let n = values.len();
     let desired = desired_secret(ags, values);
+    // Kubernetes' own rules before writing: a Secret the API server would refuse is reported
+    // now, and the existing one is left as it is.
+    if !inputs
+        .existing
+        .is_some_and(|e| up_to_date(e, &desired, uid))
+        && let Err(f) = secret_rules::check(&desired, inputs.existing)
+    {
+        secret_rules::wipe(desired);
+        return Err(f);
+    }
     let message = format!("{n} value{} decrypted", if n == 1 { "" } else { "s" });
     match inputs.existing {
         None => Ok((

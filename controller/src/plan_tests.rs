@@ -262,17 +262,22 @@ fn label_removed_from_template_is_reapplied() {
 }
 
 #[test]
-fn type_or_immutable_change_is_applied() {
+fn type_or_immutable_changes_follow_the_update_rules() {
     let k = TestKeys::new();
     let ags = AgeSecret::test().sealed("a", PLAIN, &k.id);
     let first = run(&ags, &k.ring, None);
     let desired = applied(&first).0.clone();
+    // The API server never lets a Secret's type change, nor an immutable Secret become
+    // mutable (ValidateSecretUpdate): refused before writing, not applied.
     let mut e = desired.clone();
     e.type_ = Some("kubernetes.io/basic-auth".into());
-    applied(&run(&ags, &k.ring, Some(&e)));
+    assert_eq!(run(&ags, &k.ring, Some(&e)).reason, Reason::SecretImmutable);
     let mut e = desired.clone();
     e.immutable = Some(true);
-    applied(&run(&ags, &k.ring, Some(&e)));
+    assert_eq!(run(&ags, &k.ring, Some(&e)).reason, Reason::SecretImmutable);
+    // Becoming immutable is allowed.
+    let frozen = ags.clone().edit_spec(|s| s.template.immutable = Some(true));
+    applied(&run(&frozen, &k.ring, Some(&desired)));
     let mut e = desired.clone();
     e.type_ = None; // absent type means Opaque
     assert_eq!(run(&ags, &k.ring, Some(&e)).secret, SecretAction::UpToDate);
@@ -536,14 +541,97 @@ fn invalid_specs() {
     assert_eq!(run(&no_uid, &k.ring, None).reason, Reason::InvalidSpec);
 }
 
+/// Kubernetes' `IsConfigMapKey` (kage-core's mirror): `..x` is refused at once, before any
+/// decryption, naming the field, the key and the rule.
 #[test]
-fn data_key_names() {
-    assert!(decrypt::valid_data_key("a-b_c.d"));
-    assert!(decrypt::valid_data_key(".dockerconfigjson"));
-    assert!(!decrypt::valid_data_key(""));
-    assert!(!decrypt::valid_data_key(".."));
-    assert!(!decrypt::valid_data_key("a b"));
-    assert!(!decrypt::valid_data_key(&"a".repeat(254)));
+fn data_key_names_follow_kubernetes() {
+    let k = TestKeys::new();
+    for (ags, needle) in [
+        (
+            AgeSecret::test().sealed("..x", PLAIN, &k.id),
+            "spec.encryptedData: \"..x\" is not a valid Secret data key: must not start with '..'",
+        ),
+        (
+            AgeSecret::test().edit_spec(|s| {
+                s.template.data.insert("..".into(), "clear".into());
+            }),
+            "spec.template.data: \"..\" is not a valid Secret data key: must not be '..'",
+        ),
+        (
+            AgeSecret::test().raw_value(&"a".repeat(254), "kage:v1:00:AA"),
+            "must be no more than 253 characters",
+        ),
+    ] {
+        let p = run(&ags, &k.ring, None);
+        assert_eq!(p.reason, Reason::InvalidSpec, "{needle}");
+        assert!(ready(&p).message.contains(needle), "{}", ready(&p).message);
+        assert!(ready(&p).message.contains("IsConfigMapKey"));
+        assert_eq!(p.secret, SecretAction::Leave);
+    }
+    for good in ["a-b_c.d", ".dockerconfigjson", "a..b"] {
+        let ags = AgeSecret::test().sealed(good, PLAIN, &k.id);
+        assert!(run(&ags, &k.ring, None).ready(), "{good}");
+    }
+}
+
+/// The desired Secret is checked with `ValidateSecret` before any write; the existing Secret
+/// with `ValidateSecretUpdate`.
+#[test]
+fn secrets_the_api_server_would_refuse_are_not_written() {
+    let k = TestKeys::new();
+    let tls = AgeSecret::test()
+        .sealed("tls.key", PLAIN, &k.id)
+        .edit_spec(|s| s.template.type_ = Some("kubernetes.io/tls".into()));
+    let existing = owned(&[("tls.key", b"old")]);
+    let p = run(&tls, &k.ring, Some(&existing));
+    assert_eq!(p.reason, Reason::InvalidSpec);
+    assert!(ready(&p).message.contains("data[tls.crt]: Required value"));
+    assert_eq!(p.secret, SecretAction::Leave);
+
+    // Over 1 MiB of values, template data included.
+    let big = AgeSecret::test().sealed("a", PLAIN, &k.id).edit_spec(|s| {
+        s.template
+            .data
+            .insert("blob".into(), "x".repeat(kage_core::k8s::MAX_SECRET_SIZE));
+    });
+    let p = run(&big, &k.ring, None);
+    assert_eq!(p.reason, Reason::InvalidSpec);
+    assert!(
+        ready(&p).message.contains("data: Too long"),
+        "{}",
+        ready(&p).message
+    );
+
+    // An immutable Secret whose values would change: SecretImmutable, with the way out.
+    let ags = AgeSecret::test()
+        .sealed("a", PLAIN, &k.id)
+        .edit_spec(|s| s.template.immutable = Some(true));
+    let mut frozen = owned(&[("a", b"old")]);
+    frozen.immutable = Some(true);
+    let p = run(&ags, &k.ring, Some(&frozen));
+    assert_eq!(p.reason, Reason::SecretImmutable);
+    assert_eq!(ready(&p).status, "False");
+    assert_eq!(ready(&p).observed_generation, ags.metadata.generation);
+    assert!(
+        ready(&p).message.contains("delete secret db"),
+        "{}",
+        ready(&p).message
+    );
+    assert_eq!(p.secret, SecretAction::Leave);
+    assert!(p.events[0].warning);
+    // Same values: up to date, nothing refused.
+    let mut same = owned(&[("a", PLAIN)]);
+    same.immutable = Some(true);
+    same.metadata.labels = Some([(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into())].into());
+    assert!(run(&ags, &k.ring, Some(&same)).ready());
+
+    // A new type for an existing Secret is never allowed.
+    let retyped = AgeSecret::test()
+        .sealed("username", PLAIN, &k.id)
+        .edit_spec(|s| s.template.type_ = Some("kubernetes.io/basic-auth".into()));
+    let p = run(&retyped, &k.ring, Some(&owned(&[("username", b"old")])));
+    assert_eq!(p.reason, Reason::SecretImmutable);
+    assert!(ready(&p).message.contains("cannot change its type"));
 }
 
 // ---- suspend ----

@@ -23,6 +23,7 @@ use crate::decrypt::Options;
 use crate::keystore::KeyState;
 use crate::metrics::Metrics;
 use crate::plan::{self, Inputs, Plan, SecretAction};
+use crate::secret_rules;
 use crate::{Error, FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, Result};
 
 /// Periodic safety-net requeue of a Ready AgeSecret.
@@ -241,13 +242,14 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     }
     let keys = ctx.keys.get();
     let started = std::time::Instant::now();
-    let plan = plan::plan(&Inputs {
+    let now = Timestamp::now();
+    let mut plan = plan::plan(&Inputs {
         ags: &ags,
         ring: keys.ring(),
         existing: existing.as_ref(),
         options: ctx.options,
         controller_namespace: &ctx.controller_namespace,
-        now: Timestamp::now(),
+        now,
     });
     ctx.metrics
         .observe_plan(started.elapsed(), plan.decrypted_values);
@@ -257,12 +259,28 @@ pub async fn reconcile(ags: Arc<AgeSecret>, ctx: Arc<Context>) -> Result<Action>
     wipe_secret(existing);
     Span::current().record("reason", plan.reason.as_str());
 
-    let events = plan_events(&plan);
-    let written = perform(&ags, &secrets, &name, &namespace, plan.secret).await?;
-    if let Some(w) = written {
-        ctx.own_writes.record(&w, generation, ring_version);
-        wipe_secret(Some(w));
+    let action = std::mem::replace(&mut plan.secret, SecretAction::Leave);
+    match perform(&ags, &secrets, &name, &namespace, action).await {
+        Ok(written) => {
+            if let Some(w) = written {
+                ctx.own_writes.record(&w, generation, ring_version);
+                wipe_secret(Some(w));
+            }
+        }
+        // The API server refused the Secret itself: retrying the same write cannot help, so
+        // report it (Ready=False) and wait for the AgeSecret to change.
+        Err(Error::Kube(kube::Error::Api(status))) if secret_rules::is_refusal(&status) => {
+            warn!(
+                code = status.code,
+                reason = %status.reason,
+                "the API server refused the Secret"
+            );
+            plan = plan::finish(&ags, now, Err(secret_rules::refusal(&status)));
+            Span::current().record("reason", plan.reason.as_str());
+        }
+        Err(e) => return Err(e),
     }
+    let events = plan_events(&plan);
     if plan.status_changed {
         let api: Api<AgeSecret> = Api::namespaced(ctx.client.clone(), &namespace);
         let body = serde_json::json!({

@@ -547,3 +547,6 @@ fn ready_for_generation_reads_the_status() {
     ags.status = Some(ready(2, "False"));
     assert!(!ready_for_generation(&ags));
 }
+
+#[path = "reconcile_rules_tests.rs"]
+mod rules;

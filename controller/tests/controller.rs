@@ -9,3 +9,4 @@ mod cli;
 mod deploy;
 mod e2e;
 mod hostnet;
+mod e2e_rules;

@@ -6,6 +6,7 @@
 #[cfg(feature = "k8s")]
 pub mod api;
 mod error;
+pub mod k8s;
 pub mod keys;
 pub mod keysecret;
 pub mod limits;

@@ -4,63 +4,24 @@ use crate::error::{Cause, Error, Result};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const KEY_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+use kage_core::k8s::{self, FieldError, SecretFields};
 
-/// Is `s` a DNS-1123 label?
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+impl From<FieldError> for Cause {
+    fn from(e: FieldError) -> Self {
+        Cause::new(e.type_.cause_reason(), e.field.clone(), e.message())
+    }
 }
 
-/// Is `s` a DNS-1123 subdomain?
-pub fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
+fn to_causes(errs: Vec<FieldError>) -> impl Iterator<Item = Cause> {
+    errs.into_iter().map(Cause::from)
 }
 
-/// Is `s` a valid Secret/ConfigMap key?
-pub fn is_config_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
-fn qualified_name_ok(k: &str) -> bool {
-    let (prefix, name) = match k.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name
-            .as_bytes()
-            .first()
-            .is_some_and(u8::is_ascii_alphanumeric)
-        && name
-            .as_bytes()
-            .last()
-            .is_some_and(u8::is_ascii_alphanumeric);
-    name_ok && prefix.is_none_or(is_dns_subdomain)
-}
-
-fn label_value_ok(v: &str) -> bool {
-    v.is_empty()
-        || (v.len() <= 63
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric))
+/// `name` checked with one of kage-core's mirrors of apimachinery's name rules.
+fn name_causes(name: &str, rule: fn(&str) -> Vec<String>) -> Vec<Cause> {
+    rule(name)
+        .iter()
+        .map(|m| Cause::invalid("metadata.name", name, m))
+        .collect()
 }
 
 /// Which names a resource accepts.
@@ -100,12 +61,8 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
         ));
     } else {
         match rule {
-            NameRule::Label if !is_dns_label(name) => {
-                causes.push(Cause::invalid("metadata.name", name, LABEL_MSG));
-            }
-            NameRule::Subdomain if !is_dns_subdomain(name) => {
-                causes.push(Cause::invalid("metadata.name", name, SUBDOMAIN_MSG));
-            }
+            NameRule::Label => causes.extend(name_causes(name, k8s::is_dns1123_label)),
+            NameRule::Subdomain => causes.extend(name_causes(name, k8s::is_dns1123_subdomain)),
             NameRule::PathSegment
                 if name == "." || name == ".." || name.contains('/') || name.contains('%') =>
             {
@@ -121,22 +78,17 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
     if let Some(labels) = obj.pointer("/metadata/labels") {
         match labels.as_object() {
             Some(m) => {
-                for (k, v) in m {
-                    if !qualified_name_ok(k) {
-                        causes.push(Cause::invalid(
-                            "metadata.labels",
-                            k,
-                            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                        ));
-                    }
-                    match v.as_str() {
-                        Some(s) if label_value_ok(s) => {}
-                        _ => causes.push(Cause::invalid(
-                            "metadata.labels",
-                            &v.to_string(),
-                            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                        )),
-                    }
+                let strings: Vec<(&str, &str)> = m
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                    .collect();
+                causes.extend(to_causes(k8s::validate_labels(strings, "metadata.labels")));
+                for (k, v) in m.iter().filter(|(_, v)| !v.is_string()) {
+                    causes.push(Cause::invalid(
+                        format!("metadata.labels[{k}]"),
+                        &v.to_string(),
+                        "must be a string",
+                    ));
                 }
             }
             None if labels.is_null() => {}
@@ -180,25 +132,15 @@ pub fn metadata(obj: &Value, rule: NameRule) -> Vec<Cause> {
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
     {
-        let size: usize = ann
+        let strings: Vec<(&str, &str)> = ann
             .iter()
-            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
-            .sum();
-        if size > 256 * 1024 {
-            causes.push(Cause::new(
-                "FieldValueTooLong",
-                "metadata.annotations",
-                "Too long: must have at most 262144 bytes",
-            ));
-        }
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+            .collect();
+        causes.extend(to_causes(k8s::validate_annotations(
+            strings,
+            "metadata.annotations",
+        )));
         for (k, v) in ann {
-            if !qualified_name_ok(k) {
-                causes.push(Cause::invalid(
-                    "metadata.annotations",
-                    k,
-                    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
-                ));
-            }
             if !v.is_string() {
                 causes.push(Cause::invalid(
                     format!("metadata.annotations[{k}]"),
@@ -231,9 +173,9 @@ pub fn secret(obj: &mut Value) -> Result<Vec<Cause>> {
             ));
         }
     };
-    let mut total = 0usize;
+    let mut decoded: Vec<(String, Vec<u8>)> = Vec::with_capacity(data.len());
     for (k, v) in &data {
-        let decoded = match v {
+        let bytes = match v {
             Value::String(s) => engine.decode(s).map_err(|e| {
                 Error::BadRequest(format!(
                     "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte {}",
@@ -247,15 +189,16 @@ pub fn secret(obj: &mut Value) -> Result<Vec<Cause>> {
             Value::Null => vec![],
             _ => return Err(Error::BadRequest(format!("data[{k}] must be a base64 string"))),
         };
-        total += decoded.len();
+        decoded.push((k.clone(), bytes));
     }
     if let Some(sd) = m.remove("stringData") {
         match sd {
             Value::Object(sd) => {
                 for (k, v) in sd {
-                    let s = v.as_str().unwrap_or_default();
-                    total += s.len();
-                    data.insert(k, Value::String(engine.encode(s)));
+                    let s = v.as_str().unwrap_or_default().to_string();
+                    data.insert(k.clone(), Value::String(engine.encode(&s)));
+                    decoded.retain(|(d, _)| *d != k);
+                    decoded.push((k, s.into_bytes()));
                 }
             }
             Value::Null => {}
@@ -266,77 +209,54 @@ pub fn secret(obj: &mut Value) -> Result<Vec<Cause>> {
             }
         }
     }
-    for k in data.keys() {
-        if !is_config_key(k) {
-            causes.push(Cause::invalid(format!("data[{k}]"), k, KEY_MSG));
-        }
-    }
-    if total > 1024 * 1024 {
-        causes.push(Cause::new(
-            "FieldValueTooLong",
-            "data",
-            "Too long: must have at most 1048576 bytes",
-        ));
-    }
-    let ty = m
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("Opaque")
-        .to_string();
-    let has = |k: &str| data.contains_key(k);
-    match ty.as_str() {
-        "kubernetes.io/tls" => {
-            for k in ["tls.crt", "tls.key"] {
-                if !has(k) {
-                    causes.push(Cause::required(format!("data[{k}]")));
-                }
-            }
-        }
-        "kubernetes.io/dockerconfigjson" => {
-            match data.get(".dockerconfigjson").and_then(Value::as_str) {
-                None => causes.push(Cause::required("data[.dockerconfigjson]")),
-                Some(b) => {
-                    let ok = engine
-                        .decode(b)
-                        .ok()
-                        .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
-                        .is_some();
-                    if !ok {
-                        causes.push(Cause::invalid(
-                            "data[.dockerconfigjson]",
-                            "<secret contents redacted>",
-                            "invalid character in JSON",
-                        ));
-                    }
-                }
-            }
-        }
-        "kubernetes.io/dockercfg" if !has(".dockercfg") => {
-            causes.push(Cause::required("data[.dockercfg]"));
-        }
-        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
-            causes.push(Cause::required("data[username]"));
-        }
-        "kubernetes.io/ssh-auth" if !has("ssh-privatekey") => {
-            causes.push(Cause::required("data[ssh-privatekey]"));
-        }
-        "kubernetes.io/service-account-token" => {
-            let named = m
-                .get("metadata")
-                .and_then(|md| md.pointer("/annotations/kubernetes.io~1service-account.name"))
-                .is_some();
-            if !named {
-                causes.push(Cause::required(
-                    "metadata.annotations[kubernetes.io/service-account.name]",
-                ));
-            }
-        }
-        _ => {}
-    }
+    let type_ = m.get("type").and_then(Value::as_str);
+    let annotations = string_map(m.get("metadata").and_then(|md| md.get("annotations")));
+    let pairs: Vec<(&str, &[u8])> = decoded
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let fields = SecretFields {
+        type_,
+        annotations: &annotations,
+        data: &pairs,
+        ..SecretFields::default()
+    };
+    causes.extend(to_causes(k8s::validate_secret_body(&fields)));
     if !data.is_empty() {
         m.insert("data".into(), Value::Object(data));
     }
     Ok(causes)
+}
+
+/// The string entries of a JSON object (labels, annotations).
+fn string_map(v: Option<&Value>) -> Vec<(&str, &str)> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A stored Secret's `data`, decoded (undecodable values count as empty: stored objects were
+/// validated on the way in).
+fn decoded_data(obj: &Value) -> Vec<(String, Vec<u8>)> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    obj.get("data")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let bytes = v
+                        .as_str()
+                        .and_then(|s| engine.decode(s).ok())
+                        .unwrap_or_default();
+                    (k.clone(), bytes)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Validate a ConfigMap's keys (data and binaryData share one key space).
@@ -346,8 +266,8 @@ pub fn configmap(obj: &Value) -> Vec<Cause> {
     for field in ["data", "binaryData"] {
         if let Some(m) = obj.get(field).and_then(Value::as_object) {
             for (k, v) in m {
-                if !is_config_key(k) {
-                    causes.push(Cause::invalid(format!("{field}[{k}]"), k, KEY_MSG));
+                for msg in k8s::is_config_map_key(k) {
+                    causes.push(Cause::invalid(format!("{field}[{k}]"), k, &msg));
                 }
                 if !seen.insert(k.clone()) {
                     causes.push(Cause::invalid(
@@ -369,12 +289,30 @@ pub fn configmap(obj: &Value) -> Vec<Cause> {
     causes
 }
 
-/// Update rules for Secrets and ConfigMaps: `immutable` freezes data, type never changes.
+/// Update rules for Secrets (kage-core's `ValidateSecretUpdate`) and ConfigMaps
+/// (`ValidateConfigMapUpdate`): `immutable` freezes data; a Secret's type never changes.
 pub fn immutable_update(old: &Value, new: &Value, kind: &str) -> Vec<Cause> {
+    if kind == "Secret" {
+        let (old_data, new_data) = (decoded_data(old), decoded_data(new));
+        fn borrow(d: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+            d.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect()
+        }
+        let (o, n) = (borrow(&old_data), borrow(&new_data));
+        fn fields<'a>(obj: &'a Value, data: &'a [(&'a str, &'a [u8])]) -> SecretFields<'a> {
+            SecretFields {
+                type_: obj.get("type").and_then(Value::as_str),
+                immutable: obj.get("immutable").and_then(Value::as_bool),
+                data,
+                ..SecretFields::default()
+            }
+        }
+        let (old_f, new_f) = (fields(old, &o), fields(new, &n));
+        return to_causes(k8s::validate_secret_update(&new_f, &old_f)).collect();
+    }
     let mut causes = vec![];
     if old.get("immutable").and_then(Value::as_bool) == Some(true) {
         for field in ["data", "binaryData"] {
-            if old.get(field) != new.get(field) && !(kind == "Secret" && field == "binaryData") {
+            if old.get(field) != new.get(field) {
                 causes.push(Cause::forbidden(
                     field,
                     "field is immutable when `immutable` is set",
@@ -387,10 +325,6 @@ pub fn immutable_update(old: &Value, new: &Value, kind: &str) -> Vec<Cause> {
                 "field is immutable when `immutable` is set",
             ));
         }
-    }
-    if kind == "Secret" && old.get("type") != new.get("type") {
-        let t = new.get("type").and_then(Value::as_str).unwrap_or_default();
-        causes.push(Cause::invalid("type", t, "field is immutable"));
     }
     causes
 }
@@ -419,12 +353,6 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(is_dns_subdomain("a.b-c.d"));
-        assert!(!is_dns_subdomain("Bad_Name"));
-        assert!(!is_dns_subdomain("-a"));
-        assert!(!is_dns_subdomain(&"a".repeat(254)));
-        assert!(is_dns_label("kage-system"));
-        assert!(!is_dns_label("a.b"));
         let c = metadata(&json!({"metadata": {"name": "Bad"}}), NameRule::Subdomain);
         assert_eq!(c[0].field, "metadata.name");
         assert!(
@@ -526,6 +454,20 @@ mod tests {
         assert!(!generation_changes(&a, &b));
         b["spec"]["x"] = json!(2);
         assert!(generation_changes(&a, &b));
+    }
+
+    #[test]
+    fn secret_key_dot_dot_x_is_refused_like_the_api_server() {
+        let mut s = json!({"metadata": {"name": "s"}, "stringData": {"..x": "v"}});
+        let c = secret(&mut s).expect("decodes");
+        assert_eq!(
+            c,
+            vec![Cause::invalid(
+                "data[..x]",
+                "..x",
+                "must not start with '..'"
+            )]
+        );
     }
 
     #[test]

@@ -69,6 +69,22 @@ async fn crud_and_status_errors() {
     let causes = st.details.expect("details").causes;
     assert_eq!(causes[0].field, "data[tls.key]");
 
+    // A data key starting with `..`: 422, as the real server (kage-core's IsConfigMapKey).
+    let dotdot: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "dotdot"}, "stringData": {"..x": "v"}}))
+            .expect("s");
+    let st = status_of(
+        secrets
+            .create(&PostParams::default(), &dotdot)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        st.message,
+        r#"Secret "dotdot" is invalid: data[..x]: Invalid value: "..x": must not start with '..'"#
+    );
+
     // Invalid name.
     let st = status_of(
         secrets

@@ -1,10 +1,12 @@
 //! `kage validate`: offline checks of sealed files, with one report line per file.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
 use kage_core::keys::{Identity, KeyRing, Kid};
-use kage_core::sealed;
+use kage_core::{k8s, sealed};
+use zeroize::Zeroizing;
 
 use crate::agesecret::{AgeSecret, binding_for};
 use crate::args::ValidateArgs;
@@ -226,6 +228,7 @@ fn check_agesecret(
         f.warnings.push(p("spec.encryptedData is empty".into()));
     }
     let mut stale = Vec::new();
+    let mut opened: BTreeMap<String, Zeroizing<Vec<u8>>> = BTreeMap::new();
     for (k, v) in &ags.encrypted {
         let kids = match sealed::kids_of(v) {
             Ok(k) => k,
@@ -258,16 +261,71 @@ fn check_agesecret(
         }
         if !ctx.ids.is_empty() {
             match ags.open_value(k, v, ring) {
-                Ok(_) => {}
+                Ok(plain) => {
+                    opened.insert(k.clone(), plain);
+                }
                 Err(err) => f.fail_err(prefix, &err),
             }
         }
     }
+    let all_opened = !ctx.ids.is_empty() && opened.len() == ags.encrypted.len();
+    check_secret_rules(ags, all_opened.then_some(&opened), f, prefix);
     if !stale.is_empty() {
         f.warnings.push(p(format!(
             "not sealed to the environment's current key: {} (run `kage reencrypt`)",
             stale.join(", ")
         )));
+    }
+}
+
+/// Kubernetes' rules on the Secret the controller will write (kage-core's `ValidateSecret`, as
+/// the controller checks it): on the values when every one was opened, else on the keys, names,
+/// labels, annotations and type alone (the rules that need a value are then skipped).
+fn check_secret_rules(
+    ags: &AgeSecret,
+    opened: Option<&BTreeMap<String, Zeroizing<Vec<u8>>>>,
+    f: &mut Findings,
+    prefix: &str,
+) {
+    fn borrow(m: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+        m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+    let labels = borrow(&ags.template_labels);
+    let annotations = borrow(&ags.template_annotations);
+    let mut data: Vec<(&str, &[u8])> = ags
+        .template_data
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    data.extend(ags.encrypted.keys().map(|k| {
+        let value = opened
+            .and_then(|o| o.get(k))
+            .map_or(&[][..], |v| v.as_slice());
+        (k.as_str(), value)
+    }));
+    let fields = k8s::SecretFields {
+        name: ags.name.as_deref(),
+        namespace: ags.namespace.as_deref(),
+        labels: &labels,
+        annotations: &annotations,
+        type_: ags.secret_type.as_deref(),
+        immutable: ags.immutable,
+        data: &data,
+    };
+    for e in k8s::validate_secret(&fields) {
+        let needs_value = e.bad_value.as_deref() == Some("<secret contents redacted>")
+            || (e.type_ == k8s::ErrorType::Required
+                && data.iter().any(|(k, _)| e.field == format!("data[{k}]")));
+        if opened.is_none() && needs_value {
+            continue;
+        }
+        f.fail(
+            pre(
+                prefix,
+                format!("the API server would refuse the Secret (Kubernetes ValidateSecret): {e}"),
+            ),
+            Exit::Usage,
+        );
     }
 }
 

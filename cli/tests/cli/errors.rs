@@ -107,7 +107,7 @@ fn malformed_and_incomplete_inputs() {
         (
             "key.yaml",
             "apiVersion: v1\nkind: Secret\nmetadata: {name: a, namespace: b}\nstringData: {\"pass word\": s3cr3t}\n",
-            1,
+            2, // a Kubernetes rule
         ),
         (
             "tls.yaml",
@@ -122,12 +122,12 @@ fn malformed_and_incomplete_inputs() {
         (
             "ssh.yaml",
             "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/ssh-auth\nmetadata: {name: a, namespace: b}\nstringData: {password: s3cr3t}\n",
-            1,
+            2, // a Kubernetes rule
         ),
         (
             "basic.yaml",
             "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/basic-auth\nmetadata: {name: a, namespace: b}\nstringData: {token: s3cr3t}\n",
-            1,
+            2, // a Kubernetes rule
         ),
         ("empty.yaml", "", 1),
     ] {
@@ -168,7 +168,7 @@ fn huge_and_binary_inputs() {
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: a, namespace: b}}\ndata:\n  k: {big}\n"
         ),
     );
-    let err = refused(&dir, &["seal", "big.yaml", "-r", &r], 1);
+    let err = refused(&dir, &["seal", "big.yaml", "-r", &r], 2);
     assert!(err.contains("limit is 1048576"), "{err}");
     dir.write("bigval", vec![b'x'; 10 << 20]);
     refused(
@@ -184,7 +184,7 @@ fn huge_and_binary_inputs() {
             "--from-file",
             "bigval",
         ],
-        1,
+        2,
     );
     // binary garbage instead of a manifest
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
@@ -341,4 +341,46 @@ fn json_duplicate_keys_are_refused_like_yaml_ones() {
     dir.write("dup.enc.json", &doubled);
     let err = refused(&dir, &["unseal", "dup.enc.json", "-i", "key.txt"], 1);
     assert!(err.contains("duplicate key \"password\""), "{err}");
+}
+
+#[test]
+fn validate_checks_the_kubernetes_rules_offline() {
+    let (dir, _) = setup();
+    let text = dir.read("db.yaml");
+    let text_of =
+        |r: &crate::harness::Run| format!("{}{}", String::from_utf8_lossy(&r.stdout), r.stderr);
+    let text = &text;
+    // A key the API server refuses (the controller would report InvalidSpec).
+    dir.write(
+        "dotdot.yaml",
+        text.replace("    password: kage:v1:", "    ..x: kage:v1:"),
+    );
+    let out = dir.kage(&["validate", "dotdot.yaml"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        text_of(&out).contains("data[..x]: Invalid value: \"..x\": must not start with '..'"),
+        "{out:?}"
+    );
+    // A TLS Secret without its certificate.
+    dir.write(
+        "tls.yaml",
+        text.replace("    type: Opaque", "    type: kubernetes.io/tls"),
+    );
+    let out = dir.kage(&["validate", "tls.yaml"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        text_of(&out).contains("data[tls.crt]: Required value"),
+        "{out:?}"
+    );
+    // The same with the identity (the values are opened and checked too).
+    let out = dir.kage(&["validate", "tls.yaml", "-i", "key.txt"]).run();
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(!text_of(&out).contains("s3cr3t") && !out.stderr.contains("s3cr3t"));
+    // The untouched file passes.
+    assert_eq!(
+        dir.kage(&["validate", "db.yaml", "-i", "key.txt"])
+            .run()
+            .code,
+        0
+    );
 }

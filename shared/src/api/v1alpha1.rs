@@ -35,9 +35,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// API group of every kage resource.
-pub const GROUP: &str = "kage.dev";
+pub const GROUP: &str = crate::k8s::GROUP;
 /// API version of this module.
-pub const VERSION: &str = "v1alpha1";
+pub const VERSION: &str = crate::k8s::VERSION;
 /// Prefix of every sealed value (`spec.encryptedData`).
 pub const SEALED_PREFIX: &str = "kage:v1:";
 /// The condition type kstatus, Argo CD and Flux read.
@@ -48,6 +48,7 @@ pub const CONDITION_READY: &str = "Ready";
 /// The generated root type is [`AgeSecret`]; this struct is flattened into it, so `spec` and
 /// `sops` sit at the top level of the resource next to `metadata` and `status`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+// The derive needs literals: `derive_names_are_the_k8s_constants` holds them to `crate::k8s`.
 #[kube(
     group = "kage.dev",
     version = "v1alpha1",
@@ -312,11 +313,21 @@ mod tests {
     }
 
     #[test]
+    fn derive_names_are_the_k8s_constants() {
+        use kube::Resource;
+        assert_eq!(AgeSecret::api_version(&()), crate::k8s::API_VERSION);
+        assert_eq!(AgeSecret::group(&()), crate::k8s::GROUP);
+        assert_eq!(AgeSecret::version(&()), crate::k8s::VERSION);
+        assert_eq!(AgeSecret::kind(&()), crate::k8s::KIND);
+        assert_eq!(AgeSecret::plural(&()), crate::k8s::PLURAL);
+    }
+
+    #[test]
     fn crd_names() {
         let crd = AgeSecret::crd();
         assert_eq!(crd.spec.group, GROUP);
-        assert_eq!(crd.spec.names.kind, "AgeSecret");
-        assert_eq!(crd.spec.names.plural, "agesecrets");
+        assert_eq!(crd.spec.names.kind, crate::k8s::KIND);
+        assert_eq!(crd.spec.names.plural, crate::k8s::PLURAL);
         assert_eq!(crd.spec.names.short_names, Some(vec!["ags".to_string()]));
         assert_eq!(crd.spec.scope, "Namespaced");
         assert_eq!(crd.spec.versions[0].name, VERSION);
