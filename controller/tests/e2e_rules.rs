@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kage_core::api::v1alpha1::AgeSecret;
+use kage_testcluster::Server;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::e2e::{Env, data_of, eventually, sealed_ags, wait_reason};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubernetes_rules_are_reported_and_immutable_secrets_have_a_way_out() {
-    let env = Env::start(&[]).await;
+crate::e2e::on_both_servers!(kubernetes_rules_are_reported_and_immutable_secrets_have_a_way_out);
+
+async fn kubernetes_rules_are_reported_and_immutable_secrets_have_a_way_out(server: Server) {
+    let env = Env::start(server, &[]).await;
     env.namespace("prod").await;
     let to = env.recipients().await;
     let ags_api: Api<AgeSecret> = Api::namespaced(env.admin.clone(), "prod");
