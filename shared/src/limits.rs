@@ -185,12 +185,10 @@ pub fn yaml_options() -> serde_saphyr::Options {
 pub fn from_yaml_error(err: &serde_saphyr::Error) -> Option<Error> {
     use serde_saphyr::budget::BudgetBreach as B;
     let mut e = err;
-    loop {
-        match e {
-            serde_saphyr::Error::WithSnippet { error, .. }
-            | serde_saphyr::Error::AliasError { error, .. } => e = error,
-            _ => break,
-        }
+    while let serde_saphyr::Error::WithSnippet { error, .. }
+    | serde_saphyr::Error::AliasError { error, .. } = e
+    {
+        e = error;
     }
     let serde_saphyr::Error::Budget { breach, .. } = e else {
         return None;
