@@ -8,5 +8,5 @@ mod artefacts;
 mod cli;
 mod deploy;
 mod e2e;
-mod hostnet;
 mod e2e_rules;
+mod hostnet;

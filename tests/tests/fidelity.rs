@@ -34,7 +34,6 @@ const KNOWN_DIFFERENCES: &[&str] = &[
     "delete: uid precondition",
 ];
 
-
 /// One answer, reduced to what must agree: status code, `reason`, and a projection of the body.
 #[derive(Debug, Clone, PartialEq)]
 struct Outcome {
