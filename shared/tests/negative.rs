@@ -185,8 +185,12 @@ fn not_a_sops_file_and_already_encrypted() {
 #[test]
 fn huge_and_deep_input() {
     let opts = EncryptOptions::new(vec![Identity::generate().recipient()]);
-    // A 10 MiB value encrypts and decrypts.
-    let big = format!("v: {}\n", "a".repeat(10 << 20));
+    // Over the input size limit (kage_core::limits): refused before parsing.
+    let huge = format!("v: {}\n", "a".repeat(10 << 20));
+    let err = parse(huge.as_bytes(), Format::Yaml).unwrap_err();
+    assert!(err.to_string().contains("input size limit"), "{err}");
+    // A 7 MiB value (under it) encrypts and decrypts.
+    let big = format!("v: {}\n", "a".repeat(7 << 20));
     let docs = parse(big.as_bytes(), Format::Yaml).unwrap();
     let key = Identity::generate();
     let opts_k = EncryptOptions::new(vec![key.recipient()]);

@@ -168,6 +168,20 @@ fn huge_and_binary_inputs() {
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: a, namespace: b}}\ndata:\n  k: {big}\n"
         ),
     );
+    // Over kage's input limit (8 MiB) it is refused before parsing; under it, by the API
+    // server's rule.
+    let err = refused(&dir, &["seal", "big.yaml", "-r", &r], 1);
+    assert!(
+        err.contains("exceeds the input size limit (8 MiB)"),
+        "{err}"
+    );
+    let big = "A".repeat(2 << 20);
+    dir.write(
+        "big.yaml",
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: a, namespace: b}}\ndata:\n  k: {big}\n"
+        ),
+    );
     let err = refused(&dir, &["seal", "big.yaml", "-r", &r], 2);
     assert!(err.contains("limit is 1048576"), "{err}");
     dir.write("bigval", vec![b'x'; 10 << 20]);

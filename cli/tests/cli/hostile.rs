@@ -182,8 +182,8 @@ fn rows() -> Vec<Row> {
         )
         .all(1, "at most 1 MiB")
         .on(&READERS, 1, NOT_SEALED)
-        .on(&[C::SealSops], 1, "the Secret's data is 2097155 bytes; the API server's limit is 1048576 ")
-        .on(&[C::Seal], 1, "the Secret's data is 2097155 bytes; the API server's limit is 1048576 ")
+        .on(&[C::SealSops], 2, "the Secret's data is 2097152 bytes; the API server's limit is 1048576 ")
+        .on(&[C::Seal], 2, "the Secret's data is 2097152 bytes; the API server's limit is 1048576 ")
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
         // --- encodings
@@ -259,7 +259,7 @@ fn rows() -> Vec<Row> {
         .on(&[C::Validate], 1, "malformed YAML, or a field of the wrong type, at line 10, column 1"),
         // --- Kubernetes-invalid names and keys
         row("an uppercase name", plain_ok.replace("name: db", "name: DB"))
-            .all(1, "metadata.name \"DB\" is not a valid name")
+            .all(2, "metadata.name \"DB\" is not a valid name")
             .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
@@ -267,7 +267,7 @@ fn rows() -> Vec<Row> {
             "a 254-character name",
             plain_ok.replace("name: db", &format!("name: {}", "a".repeat(254))),
         )
-        .all(1, "is not a valid name")
+        .all(2, "is not a valid name")
         .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
@@ -275,22 +275,22 @@ fn rows() -> Vec<Row> {
             "an invalid namespace",
             plain_ok.replace("namespace: prod", "namespace: Prod_1"),
         )
-        .all(1, "metadata.namespace \"Prod_1\"")
+        .all(2, "metadata.namespace \"Prod_1\"")
         .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
         row("a key with a space", secret_with("  \"bad key\": x\n"))
-            .all(1, "\"bad key\" is not a valid Secret key")
+            .all(2, "\"bad key\" is not a valid Secret key")
             .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
         row("the key `..`", secret_with("  \"..\": x\n"))
-            .all(1, "is not a valid Secret key")
+            .all(2, "is not a valid Secret key")
             .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
         row("an empty key", secret_with("  \"\": x\n"))
-            .all(1, "is not a valid Secret key")
+            .all(2, "is not a valid Secret key")
             .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
@@ -298,7 +298,7 @@ fn rows() -> Vec<Row> {
             "a 254-character key",
             secret_with(&format!("  {}: x\n", "k".repeat(254))),
         )
-        .all(1, "is not a valid Secret key")
+        .all(2, "is not a valid Secret key")
         .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Unseal], 1, "a plaintext Secret, not encrypted")
         .on(&[C::Validate], 1, "a plaintext Secret: its values are in clear (seal it with `kage seal`)"),
@@ -353,7 +353,7 @@ fn rows() -> Vec<Row> {
             "a valid Secret then a bad name",
             format!("{plain_ok}---\n{}", plain_ok.replace("name: db", "name: DB")),
         )
-        .all(1, "document 2")
+        .all(2, "document 2")
         .on(&READERS, 1, NOT_SEALED)
         .on(&[C::Edit], 1, "holds 2 documents; this command changes files with one AgeSecret")
         .on(&[C::Set], 1, "holds 2 documents; this command changes files with one AgeSecret")

@@ -83,7 +83,7 @@ fn set_and_unset() {
     dir.kage(&["unset", "db.yaml", "api"]).run().ok();
     assert!(!unsealed(&dir, "db.yaml").contains_key("api"));
     dir.kage(&["unset", "db.yaml", "api"]).run().fails(1);
-    dir.kage(&["set", "db.yaml", "bad key", "x"]).run().fails(1);
+    dir.kage(&["set", "db.yaml", "bad key", "x"]).run().fails(2);
 }
 
 #[test]
