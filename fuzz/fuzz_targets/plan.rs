@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
             ring: &RING,
             existing: existing.as_ref(),
             options,
+            controller_namespace: "kage-system",
             now: jiff::Timestamp::UNIX_EPOCH,
         });
         // Ready exactly when values were decrypted or the AgeSecret holds none.
